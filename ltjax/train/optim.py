@@ -1,0 +1,298 @@
+"""Optimizer and learning-rate schedules, as the official PyTorch code runs them.
+
+Learning rate (spec ARB_AND_SEMISELF §1.6, §2.4, §3.2, §3.5, §3.6): the official trainers set the LR once per epoch,
+at the start of the epoch, and keep it for every step of that epoch. Here every schedule is a plain python function
+`f(e, base_lr, ...) -> float` of the **0-based** epoch index `e`; `lr_table` evaluates one for every epoch of a run
+(float64 array `[E]`), and `epoch_schedule(table, steps_per_epoch)` turns the table into an optax schedule
+`step -> table[min(step // steps_per_epoch, E - 1)]`, constant within an epoch.
+
+Optimizer (§1.6): PyTorch SGD with coupled weight decay, dampening 0,
+
+    g ← g + λ·θ          (weight decay on ALL parameters by default: conv/linear weights, biases, BN γ and β)
+    v ← μ·v + g          (first step: v = g, because the buffer starts at 0)
+    θ ← θ − lr·v         (nesterov: θ ← θ − lr·(g + μ·v))
+
+built as `optax.chain(add_decayed_weights(λ), trace(μ), scale_by_learning_rate(lr))`. Checked in optax 0.2.8's
+source: `optax.trace` computes `new = g + decay·old` from a zero-initialised buffer (PyTorch's `buf.mul_(μ).add_(g)`,
+first step `buf = g`), nesterov returns `g + decay·new` (PyTorch's `g.add(buf, alpha=μ)`), and
+`add_decayed_weights` computes `g + λ·θ`; placing it first in the chain applies it before the momentum, as PyTorch
+does. The learning rate multiplies the momentum buffer's output, not its input, so an LR change between epochs
+does not rescale the stored momentum (PyTorch behaviour).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Callable, Dict, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+# ARB/MiSLAS use a truncated π in their cosine schedule (spec §2.4).
+TRUNCATED_PI = 3.1415926535
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Epoch-level schedules. `e` is the 0-based epoch index everywhere.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _warmup_step(e: int, base_lr: float, warmup: int, milestones: Sequence[int], factors: Sequence[float],
+                 larger_first: bool) -> float:
+  """Shared body of the LDAM-style step schedules (1-based e' = e + 1, if/elif chain in the official code)."""
+  if len(milestones) != len(factors):
+    raise ValueError(f"milestones {tuple(milestones)} and factors {tuple(factors)} must have the same length")
+  ep = e + 1
+  if ep <= warmup:
+    return base_lr * ep / warmup
+  branches = list(zip(milestones, factors))
+  if larger_first:
+    branches.sort(key=lambda mf: mf[0], reverse=True)
+  for m, f in branches:  # the first branch whose condition holds wins, as in an if/elif chain
+    if ep > m:
+      return base_lr * f
+  return base_lr
+
+
+def arb_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] = (160, 240),
+             gammas: Sequence[float] = (0.1, 0.01)) -> float:
+  """ARB/MiSLAS stage-1 step schedule, `cos: False` (spec §2.4).
+
+  With e' = e + 1 (checked in this order, larger milestone first):
+
+      lr·e'/warmup   if e' <= warmup        (0.02, 0.04, ..., 0.1 for lr 0.1)
+      lr·0.01        if e' > 240
+      lr·0.1         if e' > 160
+      lr             otherwise
+
+  With 200 epochs the ×0.01 branch is unreachable: 0.1 until index 159, 0.01 from index 160 to 199.
+  """
+  return _warmup_step(e, base_lr, warmup, milestones, gammas, larger_first=True)
+
+
+def ss_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] = (160, 180),
+            factors: Sequence[float] = (0.01, 1e-4), legacy_order: bool = False) -> float:
+  """imbalanced-semi-self / LDAM-DRW CIFAR step schedule (spec §3.2, §4).
+
+  With e' = e + 1:
+
+      lr·e'/warmup   if e' <= warmup
+      lr·1e-4        if e' > 180
+      lr·0.01        if e' > 160            (i.e. 160 < e' <= 180)
+      lr             otherwise
+
+  so, for lr 0.1: 0.001 at indices 160..179 and 1e-5 at 180..199. `legacy_order=True` checks the milestones in the
+  given (ascending) order, as SS did before its 2021-04-03 commit: `e' > 160` is tested first, so the 1e-4 step is
+  unreachable and lr·0.01 holds from index 160 to the end (what the 2020 results presumably used).
+  """
+  return _warmup_step(e, base_lr, warmup, milestones, factors, larger_first=not legacy_order)
+
+
+def arb_cosine(e: int, base_lr: float, num_epochs: int) -> float:
+  """ARB/MiSLAS `cos: True` (spec §2.4): lr_e = 0.5·lr·(1 + cos(π̃·e/E)), π̃ = 3.1415926535 (truncated), 0-based e,
+  no warm-up. The first epoch uses lr; the last (e = E−1) a small positive value."""
+  return 0.5 * base_lr * (1.0 + math.cos(TRUNCATED_PI * e / num_epochs))
+
+
+def decoupling_cosine(e: int, base_lr: float, num_epochs: int, eta_min: float = 0.0) -> float:
+  """SS `imagenet_inat` (decoupling code base) cosine (spec §3.5): `CosineAnnealingLR(T_max=E, eta_min)` stepped at
+  the *start* of every epoch, so the official 1-based epoch e+1 uses
+
+      lr_e = eta_min + 0.5·(lr − eta_min)·(1 + cos(π·(e + 1)/E))
+
+  The first epoch already uses slightly less than lr and the last epoch uses exactly eta_min (0 by default).
+  """
+  return eta_min + 0.5 * (base_lr - eta_min) * (1.0 + math.cos(math.pi * (e + 1) / num_epochs))
+
+
+def moco_cosine(e: int, base_lr: float, num_epochs: int) -> float:
+  """MoCo pre-training cosine (spec §3.6): lr_e = lr·0.5·(1 + cos(π·e/E)), 0-based e; the first epoch uses lr."""
+  return base_lr * 0.5 * (1.0 + math.cos(math.pi * e / num_epochs))
+
+
+def moco_step(e: int, base_lr: float, milestones: Sequence[int] = (120, 160), gamma: float = 0.1) -> float:
+  """MoCo pre-training without `--cos` (spec §3.6): lr·γ^{#(milestones m with e >= m)}, 0-based e."""
+  return base_lr * gamma ** sum(1 for m in milestones if e >= m)
+
+
+def mislas_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] = (160, 180),
+                gammas: Sequence[float] = (0.1, 0.01)) -> float:
+  """MiSLAS's own stage-1 step schedule (spec §2.6): as `arb_step` but ×0.01 after epoch 180 (ARB moved it to 240,
+  where 200 epochs never reach it)."""
+  return arb_step(e, base_lr, warmup=warmup, milestones=milestones, gammas=gammas)
+
+
+def constant(e: int, base_lr: float) -> float:
+  """lr for every epoch."""
+  del e
+  return base_lr
+
+
+SCHEDULES: Dict[str, Callable[..., float]] = {
+    "arb_step": arb_step,
+    "mislas_step": mislas_step,
+    "ss_step": ss_step,
+    "ldam_drw_step": ss_step,  # LDAM-DRW's schedule is the (corrected-order) SS one (spec §4)
+    "arb_cosine": arb_cosine,
+    "decoupling_cosine": decoupling_cosine,
+    "moco_cosine": moco_cosine,
+    "moco_step": moco_step,
+    "constant": constant,
+}
+
+
+def _params_of(fn) -> Dict[str, inspect.Parameter]:
+  return dict(inspect.signature(fn).parameters)
+
+
+def lr_table(name: Any, base_lr: Optional[float] = None, num_epochs: Optional[int] = None, **kw) -> np.ndarray:
+  """Per-epoch learning rates, float64 `[num_epochs]`, entry e = the LR used for the whole 0-based epoch e.
+
+  `lr_table("arb_step", 0.1, 200)`, `lr_table("ss_step", 0.1, 200, legacy_order=True)`, ... `kw` are the schedule's
+  own keyword arguments; `num_epochs` is passed to the schedules that take it (the cosines).
+
+  A config may be given instead of a name: `lr_table(cfg)` reads `cfg.optim.{schedule, lr, warmup_epochs,
+  legacy_order}` and `cfg.train.epochs` (see `lr_table_from_config`); `num_epochs` then overrides the config's.
+
+  Raises ValueError for an unknown name (listing the known ones) or a keyword the schedule does not take.
+  """
+  if not isinstance(name, str):
+    return lr_table_from_config(name, num_epochs=num_epochs)
+  if name not in SCHEDULES:
+    raise ValueError(f"unknown LR schedule {name!r}; known schedules: {sorted(SCHEDULES)}")
+  if base_lr is None or num_epochs is None:
+    raise ValueError("lr_table(name, base_lr, num_epochs, **kw) needs base_lr and num_epochs")
+  if num_epochs < 1:
+    raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
+  fn = SCHEDULES[name]
+  accepted = _params_of(fn)
+  bad = sorted(k for k in kw if k not in accepted or k in ("e", "base_lr", "num_epochs"))
+  if bad:
+    options = [k for k in accepted if k not in ("e", "base_lr", "num_epochs")]
+    raise ValueError(f"LR schedule {name!r} takes no argument(s) {bad}; it takes {options}")
+  if "num_epochs" in accepted:
+    kw = dict(kw, num_epochs=int(num_epochs))
+  return np.asarray([fn(e, float(base_lr), **kw) for e in range(int(num_epochs))], dtype=np.float64)
+
+
+def lr_table_from_config(cfg, num_epochs: Optional[int] = None) -> np.ndarray:
+  """`lr_table` for a run config: schedule `cfg.optim.schedule`, base LR `cfg.optim.lr`, `cfg.train.epochs` epochs
+  (unless `num_epochs` is given). `cfg.optim.warmup_epochs` is passed as `warmup` and `cfg.optim.legacy_order` as
+  `legacy_order` to the schedules that take them and ignored by the others."""
+  o = cfg.optim
+  name = o.schedule
+  if name not in SCHEDULES:
+    raise ValueError(f"config.optim.schedule = {name!r} is not one of {sorted(SCHEDULES)}")
+  accepted = _params_of(SCHEDULES[name])
+  kw = {}
+  if "warmup" in accepted and "warmup_epochs" in o:
+    kw["warmup"] = int(o.warmup_epochs)
+  if "legacy_order" in accepted and "legacy_order" in o:
+    kw["legacy_order"] = bool(o.legacy_order)
+  epochs = int(cfg.train.epochs if num_epochs is None else num_epochs)
+  return lr_table(name, float(o.lr), epochs, **kw)
+
+
+def epoch_schedule(table: np.ndarray, steps_per_epoch: int) -> Callable[[Any], jax.Array]:
+  """An optax schedule `step -> lr` that holds `table[epoch]` for the whole epoch:
+  lr(step) = table[min(step // steps_per_epoch, E − 1)] (steps past the last epoch keep the last value).
+
+  The table is stored as a float32 device constant; `step` may be a python int or a traced int array.
+  """
+  table = np.asarray(table, dtype=np.float64)
+  if table.ndim != 1 or table.size == 0:
+    raise ValueError(f"table must be a non-empty 1-D array of per-epoch learning rates, got shape {table.shape}")
+  if steps_per_epoch < 1:
+    raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+  values = table.astype(np.float32)
+  last = table.size - 1
+  spe = int(steps_per_epoch)
+
+  def schedule(step):
+    epoch = jnp.clip(jnp.asarray(step) // spe, 0, last)
+    return jnp.asarray(values)[epoch]
+
+  return schedule
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# SGD
+# ----------------------------------------------------------------------------------------------------------------
+
+MaskOrFn = Union[Any, Callable[[Any], Any]]
+
+
+def sgd(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, weight_decay: float = 0.0,
+        nesterov: bool = False, mask: Optional[MaskOrFn] = None,
+        frozen: Optional[MaskOrFn] = None) -> optax.GradientTransformation:
+  """PyTorch `torch.optim.SGD(lr, momentum, weight_decay, dampening=0, nesterov)` as an optax transformation.
+
+  Per step (λ = weight_decay, μ = momentum, lr = learning_rate(count) for a schedule, count = steps taken):
+
+      g ← g + λ·θ           for every parameter selected by `mask` (default: all of them, BN γ/β and biases
+                            included, spec §1.6)
+      v ← μ·v + g           (v starts at 0, so the first step has v = g; with μ = 0 no buffer is kept)
+      θ ← θ − lr·v          (nesterov: θ ← θ − lr·(g + μ·v))
+
+  Args:
+    learning_rate: a float or an optax schedule (e.g. `epoch_schedule(lr_table(...), steps_per_epoch)`).
+    momentum: μ (PyTorch form, dampening 0).
+    weight_decay: λ, coupled (added to the gradient before the momentum). 0.0 (PyTorch's default) disables it.
+    nesterov: PyTorch's Nesterov variant.
+    mask: which parameters get weight decay, in optax's convention: a pytree of bools with the structure of the
+      params (or a prefix of it), or a callable `params -> such a pytree`; True = decayed. None = all parameters.
+    frozen: parameters that must not change at all (their update is exactly 0: no gradient step, no weight decay,
+      no momentum state; e.g. the feature extractor in cRT, spec §3.5): a pytree of bools (or prefix) or a callable
+      `params -> pytree`; True = frozen. Implemented with `optax.partition` ({'train': SGD, 'frozen':
+      set_to_zero()}), which changes the optimizer-state structure; None = nothing frozen (plain chain).
+      BN running statistics are not parameters and are not affected by this.
+  """
+  parts = []
+  if weight_decay:
+    parts.append(optax.add_decayed_weights(weight_decay, mask=mask))
+  if momentum:
+    parts.append(optax.trace(decay=momentum, nesterov=nesterov))
+  elif nesterov:
+    raise ValueError("nesterov momentum requires momentum > 0 (as in PyTorch)")
+  parts.append(optax.scale_by_learning_rate(learning_rate))
+  tx = optax.chain(*parts)
+  if frozen is None:
+    return tx
+
+  def labels(tree):
+    m = frozen(tree) if callable(frozen) else frozen
+    return jax.tree.map(lambda f: "frozen" if f else "train", m)
+
+  return optax.partition({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+def mask_by_path(predicate: Callable[[str], bool]) -> Callable[[Any], Any]:
+  """A mask function for `sgd(mask=...)` / `sgd(frozen=...)`: leaf → predicate('/'-joined key path), e.g.
+  `mask_by_path(lambda p: 'fc' not in p)` marks every parameter outside the classifier head."""
+
+  def fn(tree):
+    def leaf(path, _):
+      return bool(predicate("/".join(_key_str(k) for k in path)))
+    return jax.tree_util.tree_map_with_path(leaf, tree)
+
+  return fn
+
+
+def _key_str(k) -> str:
+  for attr in ("key", "name", "idx"):
+    if hasattr(k, attr):
+      return str(getattr(k, attr))
+  return str(k)
+
+
+def from_config(cfg, steps_per_epoch: int, mask: Optional[MaskOrFn] = None, frozen: Optional[MaskOrFn] = None):
+  """(tx, schedule, table) for a run config: `lr_table_from_config(cfg)`, `epoch_schedule(table, steps_per_epoch)`
+  and `sgd(schedule, cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.nesterov, mask, frozen)`."""
+  table = lr_table_from_config(cfg)
+  schedule = epoch_schedule(table, steps_per_epoch)
+  tx = sgd(schedule, momentum=float(cfg.optim.momentum), weight_decay=float(cfg.optim.weight_decay),
+           nesterov=bool(cfg.optim.nesterov), mask=mask, frozen=frozen)
+  return tx, schedule, table
