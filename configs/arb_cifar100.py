@@ -1,0 +1,19 @@
+"""Headline: ARB-Loss (mini-batch class counts) on CIFAR-100-LT, imbalance ratio 100, ResNet-32, 200 epochs.
+
+The ARB repository's `cifar100_imb001_arbloss.yaml`: SGD lr 0.1, momentum 0.9, weight decay 2e-4, batch 128,
+warm-up 5 epochs then ×0.1 at epoch 160; evaluation on the balanced test set every epoch, best top-1 kept;
+many/medium/few by the index ranges [0,36)/[36,71)/[71,100) and by the >100/<20 thresholds.
+
+Command:
+  python main.py --config configs/arb_cifar100.py --workdir runs/arb_cifar100
+Expected: the ARB paper's CIFAR-100-LT (ratio 100) number is not in this project's spec (the ARB README has no
+table): take it from arXiv 2204.08735. Same trainer with CE + mixup (MiSLAS stage 1) reaches 39.5% top-1.
+Cost: see docs/BENCHMARKS.md (about 2.2M training images; hours on 2 CPU cores, minutes on one GPU).
+Other rows: configs/cifar_lt.py.
+"""
+
+from configs import cifar_lt
+
+
+def get_config():
+  return cifar_lt.get_config("dataset=cifar100,imb=0.01,row=arb")

@@ -1,0 +1,179 @@
+"""The default config (the schema every experiment config extends) and its validation.
+
+Every experiment config starts from `default()` and changes fields; `validate()` runs before anything is compiled
+or loaded and rejects keys the schema does not know, ill-typed values and impossible settings with a message that
+names the field and the fix.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+# Names accepted by `config.train_rule` (spec ARB_AND_SEMISELF §3.1).
+TRAIN_RULES = ("none", "reweight", "drw", "resample")
+SELECT_ON = ("test", "val", "last")
+
+
+class ConfigError(ValueError):
+  """A config that cannot run; the message names the field and the fix."""
+
+
+def default() -> ml_collections.ConfigDict:
+  """The full schema with defaults: the ARB/MiSLAS CIFAR stage-1 recipe on the embedded digits data."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # training seed: initialisation, epoch order, augmentation, mixup.
+  c.method = "supervised"  # a key of ltjax.methods.REGISTRY.
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "digits"  # digits | cifar10 | cifar100 | svhn
+  c.data.data_dir = ""  # TFDS data dir; "" = TFDS default (~/tensorflow_datasets or $TFDS_DATA_DIR).
+  c.data.imb_type = "exp"  # exp | step | none
+  c.data.imb_factor = 0.01  # ρ ∈ (0, 1]; the paper's imbalance ratio is 1/ρ.
+  c.data.rand_number = 0  # seed of the legacy-RandomState subset selection (spec §1.1).
+  c.data.val_per_class = 0  # >0: balanced validation split from train images the subset does not use.
+  # Upper bounds of the many and medium label ranges ([0,a), [a,b), [b,C)) for the index-range definition of
+  # many/medium/few (spec §1.7); () = report only the threshold definition.
+  c.data.group_bounds = ()
+  c.data.drop_remainder = False  # False keeps the last partial batch, as the official loaders do.
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "resnet32"
+  c.model.head = "auto"  # auto | linear | cosine ("auto": cosine for LDAM, linear otherwise, as SS/LD do).
+  c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32).
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.name = "ce"  # a key of ltjax.losses.REGISTRY.
+  c.loss.reduction = "mean"
+  c.loss.focal_gamma = 1.0
+  c.loss.ldam_max_m = 0.5
+  c.loss.ldam_s = 30.0
+  c.loss.arb_counts = "batch"  # batch | global ("ugcc")
+  c.loss.arb_clamp = 30.0
+  c.loss.arb_focal_alpha = 1.0
+  c.loss.arb_focal_gamma = 2.0
+  c.loss.las_head = 0.4
+  c.loss.las_tail = 0.1
+  c.loss.las_shape = "concave"
+  c.loss.las_power = 3.0
+
+  c.train_rule = "none"  # none | reweight | drw | resample (spec §3.1)
+  c.cb_beta = 0.9999  # effective-number β for reweight / drw / resample
+  c.drw_epoch = 160  # DRW switches to class-balanced weights at this epoch index
+  c.mixup_alpha = 0.0  # >0: mixup with λ ~ Beta(α, α) (spec §2.3)
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 0.1
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 2e-4
+  c.optim.nesterov = False
+  c.optim.schedule = "arb_step"  # a key of ltjax.train.optim schedules
+  c.optim.warmup_epochs = 5
+  c.optim.legacy_order = False  # ss_step only: the pre-2021 branch order (spec §3.2)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.epochs = 200
+  c.train.batch_size = 128  # global batch, split over all devices and processes
+  c.train.eval_batch_size = 100
+  c.train.eval_every = 1  # epochs
+  c.train.log_every = 50  # steps
+  c.train.checkpoint_every = 1  # epochs
+  c.train.keep_checkpoints = 2  # last N kept, plus the best
+  c.train.select_on = "test"  # test (as the official code) | val (needs data.val_per_class > 0) | last
+  c.train.progress_bar = True
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.num_devices = 0  # 0 = every device of every process
+  return c
+
+
+def _walk(cfg, prefix=""):
+  for k, v in cfg.items():
+    name = f"{prefix}{k}"
+    if isinstance(v, (ml_collections.ConfigDict, config_dict.FrozenConfigDict)):
+      yield from _walk(v, name + ".")
+    else:
+      yield name, v
+
+
+def _check_schema(cfg, schema, prefix=""):
+  for k in cfg.keys():
+    if k not in schema:
+      known = ", ".join(sorted(schema.keys()))
+      raise ConfigError(f"unknown config key '{prefix}{k}' (known keys at this level: {known})")
+    v, s = cfg[k], schema[k]
+    if isinstance(s, ml_collections.ConfigDict):
+      if not isinstance(v, ml_collections.ConfigDict):
+        raise ConfigError(f"config key '{prefix}{k}' must be a section, got {type(v).__name__}")
+      _check_schema(v, s, prefix + k + ".")
+    elif s is not None and v is not None:
+      ok = isinstance(v, type(s)) or (isinstance(s, float) and isinstance(v, int) and not isinstance(v, bool))
+      if isinstance(s, (tuple, list)):
+        ok = isinstance(v, (tuple, list))
+      if not ok:
+        raise ConfigError(f"config key '{prefix}{k}' must be {type(s).__name__}, got {v!r} ({type(v).__name__})")
+
+
+def schema() -> ml_collections.ConfigDict:
+  """The default config extended by every registered method's own section."""
+  from ltjax import methods  # local: methods import jax
+  s = default()
+  for name, method in methods.REGISTRY.items():
+    extra = method.config_defaults()
+    if extra is not None:
+      s[name] = extra
+  return s
+
+
+def _choice(name, value, choices):
+  if value not in choices:
+    raise ConfigError(f"config.{name} = {value!r} is not one of {list(choices)}")
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the field and the fix for any config that cannot run. Loads no data."""
+  from ltjax import losses, methods
+  from ltjax.data import sources
+  from ltjax.models import MODELS
+  from ltjax.train import optim
+
+  _check_schema(cfg, schema())
+  _choice("method", cfg.method, methods.REGISTRY)
+  _choice("data.name", cfg.data.name, sources.REGISTRY)
+  _choice("data.imb_type", cfg.data.imb_type, ("exp", "step", "none"))
+  if not 0.0 < cfg.data.imb_factor <= 1.0:
+    raise ConfigError(f"config.data.imb_factor = {cfg.data.imb_factor} must lie in (0, 1] (ρ = 1/imbalance ratio: "
+                     "0.01 for ratio 100, 0.02 for 50, 0.1 for 10)")
+  if cfg.data.val_per_class < 0:
+    raise ConfigError("config.data.val_per_class must be >= 0")
+  b = tuple(cfg.data.group_bounds)
+  if b and (len(b) != 2 or not 0 < b[0] < b[1]):
+    raise ConfigError(f"config.data.group_bounds = {b} must be () or (a, b) with 0 < a < b < num_classes")
+  _choice("model.name", cfg.model.name, MODELS)
+  _choice("model.head", cfg.model.head, ("auto", "linear", "cosine"))
+  _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))
+  _choice("loss.name", cfg.loss.name, losses.REGISTRY)
+  _choice("loss.reduction", cfg.loss.reduction, ("mean", "sum"))
+  _choice("loss.arb_counts", cfg.loss.arb_counts, ("batch", "global"))
+  _choice("train_rule", cfg.train_rule, TRAIN_RULES)
+  if cfg.mixup_alpha < 0:
+    raise ConfigError(f"config.mixup_alpha = {cfg.mixup_alpha} must be >= 0 (0 disables mixup)")
+  if not 0.0 <= cfg.cb_beta < 1.0:
+    raise ConfigError(f"config.cb_beta = {cfg.cb_beta} must lie in [0, 1)")
+  if cfg.train_rule == "drw" and cfg.train.epochs > 2 * cfg.drw_epoch:
+    raise ConfigError(f"train_rule 'drw' defines weights for epochs < 2*drw_epoch = {2 * cfg.drw_epoch}, but "
+                     f"train.epochs = {cfg.train.epochs}: raise config.drw_epoch or lower train.epochs")
+  _choice("optim.schedule", cfg.optim.schedule, optim.SCHEDULES)
+  if cfg.optim.lr <= 0 or cfg.optim.weight_decay < 0 or not 0 <= cfg.optim.momentum < 1:
+    raise ConfigError("config.optim needs lr > 0, weight_decay >= 0 and momentum in [0, 1)")
+  t = cfg.train
+  for name in ("epochs", "batch_size", "eval_batch_size", "eval_every", "log_every", "checkpoint_every",
+               "keep_checkpoints"):
+    if t[name] < 1:
+      raise ConfigError(f"config.train.{name} = {t[name]} must be >= 1")
+  _choice("train.select_on", t.select_on, SELECT_ON)
+  if t.select_on == "val" and cfg.data.val_per_class == 0:
+    raise ConfigError("config.train.select_on = 'val' needs a validation split: set config.data.val_per_class > 0")
+  if cfg.mesh.num_devices < 0:
+    raise ConfigError("config.mesh.num_devices must be >= 0 (0 = all devices)")
+  methods.REGISTRY[cfg.method].validate(cfg)

@@ -1,0 +1,176 @@
+"""Deterministic, index-based input (DESIGN principle 1).
+
+The order of epoch e is a pure function of (seed, e) — a permutation, or for resampling a draw with replacement —
+and the pipeline maps those indices to examples. Global batch b of the epoch holds positions [b·B, (b+1)·B); process
+p of P takes the contiguous slice [b·B + p·B/P, b·B + (p+1)·B/P). Every example's augmentation is seeded by
+(seed, epoch, position), so a run resumed at step k sees exactly the batches an uninterrupted run sees, on any number
+of devices or processes.
+
+The last partial batch is kept (as the official loaders do) unless `drop_remainder`; its size is rounded down to a
+multiple of the device count so it can be sharded (at most devices−1 examples per epoch are dropped; with one
+device nothing is).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from ltjax.data import augment
+from ltjax.data.sources import Split
+
+
+def epoch_order(num_examples: int, seed: int, epoch: int, probabilities: Optional[np.ndarray] = None) -> np.ndarray:
+  """Indices of epoch `epoch`: a permutation of range(N), or N draws with replacement ∝ `probabilities`."""
+  rng = np.random.default_rng([seed, epoch, 0x1d5])
+  if probabilities is None:
+    return rng.permutation(num_examples)
+  return rng.choice(num_examples, size=num_examples, replace=True, p=probabilities)
+
+
+@dataclasses.dataclass
+class Batches:
+  """The batch layout of one split: global batch size, device and process counts."""
+
+  num_examples: int
+  global_batch: int
+  num_devices: int = 1
+  process_index: int = 0
+  process_count: int = 1
+  drop_remainder: bool = False
+
+  def __post_init__(self):
+    if self.global_batch % self.num_devices:
+      raise ValueError(f"global batch {self.global_batch} is not divisible by the {self.num_devices} devices: "
+                       "choose a batch size that is a multiple of the device count (or config.mesh.num_devices)")
+    if self.num_devices % self.process_count:
+      raise ValueError("device count must be a multiple of the process count")
+
+  @property
+  def last_batch(self) -> int:
+    """Size of the kept last partial batch (0 when there is none)."""
+    if self.drop_remainder:
+      return 0
+    r = self.num_examples % self.global_batch
+    return r - r % self.num_devices
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return self.num_examples // self.global_batch + (1 if self.last_batch else 0)
+
+  def batch_size(self, step_in_epoch: int) -> int:
+    full = self.num_examples // self.global_batch
+    return self.global_batch if step_in_epoch < full else self.last_batch
+
+  def local_positions(self, start_step: int = 0) -> np.ndarray:
+    """Epoch positions this process reads, from step `start_step` to the end of the epoch, in order."""
+    out = []
+    for s in range(start_step, self.steps_per_epoch):
+      b = self.batch_size(s)
+      local = b // self.process_count
+      first = s * self.global_batch + self.process_index * local
+      out.append(np.arange(first, first + local))
+    return np.concatenate(out) if out else np.zeros([0], np.int64)
+
+
+class TrainInput:
+  """Augmented training batches of one split: `epoch(e, start_step)` yields numpy dicts.
+
+  Each batch: image float32 [L,H,W,C] (normalised), label int32 [L], index int64 [L] (position of the example in
+  the split), with L = this process's share of the global batch.
+  """
+
+  def __init__(self, split: Split, batches: Batches, *, seed: int, mean, std, crop_padding: int, flip: bool,
+               probabilities_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None):
+    self.split, self.batches, self.seed = split, batches, seed
+    self.mean, self.std = tuple(mean), tuple(std)
+    self.crop_padding, self.flip = crop_padding, flip
+    self.probabilities_fn = probabilities_fn or (lambda epoch: None)
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return self.batches.steps_per_epoch
+
+  def epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
+    import tensorflow as tf
+    order = epoch_order(len(self.split.labels), self.seed, epoch, self.probabilities_fn(epoch))
+    pos = self.batches.local_positions(start_step)
+    idx = order[pos]
+    ds = tf.data.Dataset.from_tensor_slices(
+        (self.split.images[idx], self.split.labels[idx].astype(np.int32), idx.astype(np.int64),
+         pos.astype(np.int64)))
+    epoch_seed = tf.constant([self.seed, epoch], tf.int64)
+    pad, flip, mean, std = self.crop_padding, self.flip, self.mean, self.std
+
+    def prepare(image, label, index, position):
+      seed = tf.random.experimental.stateless_fold_in(epoch_seed, position)
+      image = augment.crop_flip(image, seed, padding=pad, flip=flip)
+      return {"image": augment.normalize(image, mean, std), "label": label, "index": index}
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    yield from _batched(ds, self.batches, start_step)
+
+
+class EvalInput:
+  """Un-augmented batches in split order, the last one padded to full size; `mask` marks real examples."""
+
+  def __init__(self, split: Split, batches: Batches, *, mean, std):
+    self.split, self.mean, self.std = split, tuple(mean), tuple(std)
+    n = len(split.labels)
+    padded = -(-n // batches.global_batch) * batches.global_batch
+    self.batches = dataclasses.replace(batches, num_examples=padded, drop_remainder=True)
+    self.num_examples = n
+
+  def __iter__(self) -> Iterator[dict]:
+    import tensorflow as tf
+    pos = self.batches.local_positions(0)
+    real = pos < self.num_examples
+    idx = np.where(real, pos, 0)
+    ds = tf.data.Dataset.from_tensor_slices(
+        (self.split.images[idx], self.split.labels[idx].astype(np.int32), np.where(real, idx, -1), real))
+    mean, std = self.mean, self.std
+    ds = ds.map(lambda im, l, i, m: {"image": augment.normalize(im, mean, std), "label": l, "index": i, "mask": m},
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    yield from _batched(ds, self.batches, 0)
+
+
+def _batched(ds, batches: Batches, start_step: int) -> Iterator[dict]:
+  """Batch a per-example dataset into this process's slices, honouring a smaller last batch."""
+  import tensorflow as tf
+  full = batches.num_examples // batches.global_batch
+  local_full = batches.global_batch // batches.process_count
+  n_full = max(0, full - start_step)
+  parts = [ds.take(n_full * local_full).batch(local_full)]
+  if batches.last_batch and start_step <= full:
+    parts.append(ds.skip(n_full * local_full).batch(batches.last_batch // batches.process_count))
+  out = parts[0] if len(parts) == 1 else parts[0].concatenate(parts[1])
+  for batch in out.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+    yield batch
+
+
+def prefetch(iterator: Iterator[dict], convert: Callable[[dict], dict], size: int = 2) -> Iterator[dict]:
+  """Run `convert` (host → device transfer) in a background thread, keeping `size` batches in flight."""
+  q: queue.Queue = queue.Queue(maxsize=size)
+  done = object()
+
+  def worker():
+    try:
+      for item in iterator:
+        q.put(convert(item))
+      q.put(done)
+    except BaseException as e:  # surfaced in the consumer thread
+      q.put(e)
+
+  t = threading.Thread(target=worker, daemon=True)
+  t.start()
+  while True:
+    item = q.get()
+    if item is done:
+      return
+    if isinstance(item, BaseException):
+      raise item
+    yield item

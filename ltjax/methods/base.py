@@ -1,0 +1,60 @@
+"""The interface a training method implements. The trainer knows nothing else about a method.
+
+A method is constructed once, host side, from the config, the class statistics and the training split. The
+trainer then calls, each epoch, `epoch_hparams(epoch)` (arrays passed into the compiled step, so per-epoch changes
+such as DRW never recompile) and `sampling_probabilities(epoch)` (per-example draw probabilities for resampling,
+or None for a plain shuffle), and, each step inside `jax.jit`, the pure `loss(...)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import jax
+import ml_collections
+import numpy as np
+
+from ltjax.data.stats import ClassStats
+
+PyTree = Any
+ApplyFn = Callable[..., Any]
+
+
+class Method:
+  """Base class: override what the method needs."""
+
+  name: str = ""
+
+  @staticmethod
+  def config_defaults() -> Optional[ml_collections.ConfigDict]:
+    """The method's own config section (stored as `config.<name>`), or None if it needs none."""
+    return None
+
+  @staticmethod
+  def validate(cfg: ml_collections.ConfigDict) -> None:
+    """Raise ValueError for method-specific settings that cannot run."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, stats: ClassStats, train_labels: np.ndarray):
+    self.cfg, self.stats, self.train_labels = cfg, stats, train_labels
+
+  def init_state(self, rng: jax.Array) -> PyTree:
+    """Method state carried in the train state and checkpoints (queues, confidence tables, subclass labels)."""
+    return {}
+
+  def epoch_hparams(self, epoch: int) -> Dict[str, np.ndarray]:
+    """Per-epoch arrays handed to `loss`; their shapes must not change between epochs."""
+    return {}
+
+  def sampling_probabilities(self, epoch: int) -> Optional[np.ndarray]:
+    """Per-example draw probabilities for the epoch (with replacement), or None for a permutation."""
+    return None
+
+  def loss(self, apply_fn: ApplyFn, params: PyTree, batch_stats: PyTree, method_state: PyTree,
+           batch: Dict[str, jax.Array], hparams: Dict[str, jax.Array],
+           rng: jax.Array) -> Tuple[jax.Array, Tuple[PyTree, PyTree, Dict[str, jax.Array]]]:
+    """Pure: returns (loss, (new_batch_stats, new_method_state, metrics)). Differentiated w.r.t. params."""
+    raise NotImplementedError
+
+  def eval_logits(self, outputs: Dict[str, jax.Array], method_state: PyTree) -> jax.Array:
+    """Logits used for evaluation (a method may adjust them at test time)."""
+    return outputs["logits"]

@@ -1,0 +1,293 @@
+"""The training loop: the imperative shell around the pure step (I/O, logging, evaluation, checkpoints).
+
+`setup(cfg)` builds everything a run needs from a validated config (also used to open a finished run);
+`train_and_evaluate(cfg, workdir)` trains, evaluating every `eval_every` epochs, keeping the last checkpoints and
+the best one, and writes `results.json`. Restarted with the same workdir, it resumes at the exact step it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import signal
+import time
+from typing import Any, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ltjax import config as config_lib
+from ltjax import methods, metrics
+from ltjax.data import pipeline, sources
+from ltjax.data.stats import ClassStats
+from ltjax.models import create_model
+from ltjax.train import optim, step as step_lib
+from ltjax.train.checkpoint import Checkpointer
+from ltjax.train.logger import MetricWriter, write_json_atomic
+from ltjax.train.state import TrainState
+
+log = logging.getLogger("ltjax")
+
+# Config fields that may differ when a run directory is resumed (they do not change what is computed).
+RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "train.progress_bar", "train.eval_every",
+                     "train.checkpoint_every", "train.keep_checkpoints")
+
+
+class TrainingDiverged(RuntimeError):
+  pass
+
+
+class Preempted(RuntimeError):
+  """Raised after the state was saved because the run was asked to stop (SIGTERM or `stop_at_step`)."""
+
+
+@dataclasses.dataclass
+class Run:
+  cfg: ml_collections.ConfigDict
+  data: sources.Dataset
+  stats: ClassStats
+  method: methods.Method
+  model: Any
+  mesh: Any
+  train_input: pipeline.TrainInput
+  schedule: Any
+  tx: Any
+
+  def eval_input(self, split: str) -> pipeline.EvalInput:
+    data = getattr(self.data, split)
+    b = pipeline.Batches(len(data.labels), self.cfg.train.eval_batch_size, self.mesh.devices.size,
+                         jax.process_index(), jax.process_count())
+    return pipeline.EvalInput(data, b, mean=self.data.mean, std=self.data.std)
+
+
+def _head(cfg) -> str:
+  if cfg.model.head != "auto":
+    return cfg.model.head
+  return "cosine" if cfg.loss.name == "ldam" else "linear"
+
+
+def setup(cfg: ml_collections.ConfigDict) -> Run:
+  config_lib.validate(cfg)
+  data = sources.load(cfg.data)
+  bounds = tuple(cfg.data.group_bounds)
+  ranges = ((0, bounds[0]), (bounds[0], bounds[1]), (bounds[1], data.num_classes)) if bounds else None
+  if bounds and bounds[1] >= data.num_classes:
+    raise config_lib.ConfigError(f"config.data.group_bounds = {bounds} must be < num_classes = {data.num_classes}")
+  stats = ClassStats.from_labels(data.train.labels, data.num_classes, ranges)
+  method = methods.REGISTRY[cfg.method](cfg, stats, data.train.labels)
+  mesh = step_lib.make_mesh(cfg.mesh.num_devices)
+  batches = pipeline.Batches(len(data.train.labels), cfg.train.batch_size, mesh.devices.size, jax.process_index(),
+                             jax.process_count(), cfg.data.drop_remainder)
+  train_input = pipeline.TrainInput(data.train, batches, seed=cfg.seed, mean=data.mean, std=data.std,
+                                    crop_padding=data.crop_padding, flip=data.flip,
+                                    probabilities_fn=method.sampling_probabilities)
+  model = create_model(cfg.model.name, data.num_classes, head=_head(cfg), dtype=cfg.model.dtype)
+  table = optim.lr_table_from_config(cfg)
+  schedule = optim.epoch_schedule(table, batches.steps_per_epoch)
+  tx = optim.sgd(schedule, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
+                 nesterov=cfg.optim.nesterov)
+  return Run(cfg, data, stats, method, model, mesh, train_input, schedule, tx)
+
+
+def create_state(run: Run, seed: int) -> TrainState:
+  """Initial state, replicated over the mesh."""
+  init_rng, method_rng, step_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
+  image = run.data.train.images[:1].astype(np.float32)
+  variables = jax.jit(lambda r, x: run.model.init(r, x, train=False))(init_rng, image)
+  params = variables["params"]
+  state = TrainState(step=jnp.zeros([], jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
+                     opt_state=run.tx.init(params), method_state=run.method.init_state(method_rng),
+                     rng=jax.random.key_data(step_rng))
+  return jax.device_put(state, step_lib.replicated(run.mesh))
+
+
+def predict(run: Run, state: TrainState, split: str, eval_step=None) -> Dict[str, np.ndarray]:
+  """Evaluation logits and labels of a split, on the host: {'logits' [N,C], 'labels' [N], 'index' [N]}."""
+  from jax.experimental import multihost_utils
+  eval_step = eval_step or step_lib.make_eval_step(run.method, run.model.apply, run.mesh)
+  outs = {"logits": [], "labels": [], "index": [], "mask": []}
+  for batch in run.eval_input(split):
+    logits = eval_step(state, step_lib.to_global({"image": batch["image"]}, run.mesh))
+    outs["logits"].append(np.asarray(multihost_utils.process_allgather(logits, tiled=True)))
+    for k, key in (("labels", "label"), ("index", "index"), ("mask", "mask")):
+      arr = batch[key]
+      if jax.process_count() > 1:
+        arr = np.asarray(multihost_utils.process_allgather(arr, tiled=True))
+      outs[k].append(arr)
+  out = {k: np.concatenate(v) for k, v in outs.items()}
+  m = out.pop("mask").astype(bool)
+  return {k: v[m] for k, v in out.items()}
+
+
+def evaluate(run: Run, state: TrainState, split: str, eval_step=None) -> dict:
+  p = predict(run, state, split, eval_step)
+  return metrics.evaluate(p["logits"], p["labels"], run.stats)
+
+
+def _check_workdir_config(workdir: str, cfg) -> None:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = dict(config_lib._walk(ml_collections.ConfigDict(json.load(f))))
+  new = dict(config_lib._walk(ml_collections.ConfigDict(json.loads(cfg.to_json_best_effort()))))
+  diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+  if diff:
+    shown = ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in diff[:8])
+    raise config_lib.ConfigError(f"--workdir {workdir} holds a run with a different config ({shown}). Resuming it would mix "
+                     "two experiments: choose a new --workdir, or rerun with the config stored in config.json.")
+
+
+def _selection_score(cfg, evals: dict) -> Optional[float]:
+  if cfg.train.select_on == "last":
+    return math.inf
+  e = evals.get(cfg.train.select_on)
+  return None if e is None else e["top1"]
+
+
+def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_step: Optional[int] = None) -> dict:
+  """Train (or resume) the run in `workdir`; returns the results dict also written to results.json.
+
+  `stop_at_step`: behave as if preempted once the state reaches that step (save, then raise Preempted).
+  """
+  config_lib.validate(cfg)
+  os.makedirs(workdir, exist_ok=True)
+  _check_workdir_config(workdir, cfg)
+  run = setup(cfg)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(cfg.to_json_best_effort(indent=1, sort_keys=True))
+  counts = run.stats.counts
+  log.info("data %s: train %d images (per class %d…%d), test %d, classes %d", run.data.name, counts.sum(),
+           counts.max(), counts.min(), len(run.data.test.labels), run.data.num_classes)
+
+  ckpt = Checkpointer(workdir, cfg.train.keep_checkpoints)
+  state = create_state(run, cfg.seed)
+  n_params = int(sum(x.size for x in jax.tree.leaves(state.params)))
+  record = {"best_score": None, "best_epoch": None, "best": None, "final": None}
+  restored = ckpt.restore_latest(state)
+  if restored is not None:
+    state, meta = restored
+    state = jax.device_put(state, step_lib.replicated(run.mesh))
+    record = meta["record"]
+    log.info("resuming %s at step %d", workdir, int(state.step))
+
+  train_step = step_lib.make_train_step(run.method, run.model.apply, run.tx, run.schedule, run.mesh)
+  eval_step = step_lib.make_eval_step(run.method, run.model.apply, run.mesh)
+  writer = MetricWriter(workdir)
+  spe = run.train_input.steps_per_epoch
+  epochs = cfg.train.epochs
+  step = int(jax.device_get(state.step))
+  last_saved = step
+  preempt = {"flag": False}
+  old_handler = None
+  try:
+    old_handler = signal.signal(signal.SIGTERM, lambda *_: preempt.update(flag=True))
+  except ValueError:  # not the main thread
+    pass
+
+  def save(best=False):
+    ckpt.save(state, {"record": record, "epoch": step // spe, "step": step}, best=best)
+
+  try:
+    while step < spe * epochs:
+      epoch, start = divmod(step, spe)
+      hparams = jax.device_put(run.method.epoch_hparams(epoch), step_lib.replicated(run.mesh))
+      batches = pipeline.prefetch(run.train_input.epoch(epoch, start),
+                                  lambda b: step_lib.to_global(b, run.mesh))
+      bar = _progress(cfg, spe, start, epoch, epochs)
+      pending, t0, n_img = [], time.perf_counter(), 0
+      for batch in batches:
+        state, m = train_step(state, batch, hparams)
+        pending.append(m)
+        n_img += batch["label"].shape[0]
+        step += 1
+        end_of_epoch = step % spe == 0
+        stop = preempt["flag"] or (stop_at_step is not None and step >= stop_at_step)
+        if len(pending) >= cfg.train.log_every or end_of_epoch or stop:
+          host = jax.device_get(pending)
+          losses = np.array([h["loss"] for h in host])
+          if not np.all(np.isfinite(losses)):
+            bad = step - len(pending) + int(np.argmin(np.isfinite(losses))) + 1
+            raise TrainingDiverged(
+                f"the loss became {losses[~np.isfinite(losses)][0]} at step {bad} (epoch {epoch}); nothing after "
+                f"step {last_saved} was saved, and the last good checkpoint is in {workdir}/checkpoints/last. "
+                "Lower config.optim.lr or check the data and loss settings, then rerun to resume from it.")
+          dt = time.perf_counter() - t0
+          avg = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+          avg["images_per_sec"] = n_img / max(dt, 1e-9)
+          writer.write(step, "train", avg, epoch=epoch)
+          if bar is not None:
+            bar.set_postfix(loss=f"{avg['loss']:.4f}", lr=f"{avg['lr']:.4g}", img_s=f"{avg['images_per_sec']:.0f}")
+            bar.update(len(pending))
+          pending, t0, n_img = [], time.perf_counter(), 0
+        if stop and not end_of_epoch:
+          save()
+          raise Preempted(f"stopped at step {step} (epoch {epoch}); the state is saved in {workdir}: rerun the same "
+                          "command to resume")
+      if bar is not None:
+        bar.close()
+      done_epochs = step // spe
+      if done_epochs % cfg.train.eval_every == 0 or done_epochs == epochs:
+        evals = {"test": evaluate(run, state, "test", eval_step)}
+        if run.data.val is not None:
+          evals["val"] = evaluate(run, state, "val", eval_step)
+        for split, e in evals.items():
+          writer.write(step, split, e, epoch=done_epochs - 1)
+        record["final"] = evals["test"]
+        score = _selection_score(cfg, evals)
+        if score is not None and (record["best_score"] is None or score > record["best_score"]):
+          record.update(best_score=score, best_epoch=done_epochs - 1, best=evals["test"])
+          save(best=True)
+        log.info("epoch %d/%d: test top-1 %.2f (best %.2f at epoch %d)", done_epochs, epochs, evals["test"]["top1"],
+                 record["best"]["top1"], record["best_epoch"])
+      if done_epochs % cfg.train.checkpoint_every == 0 or done_epochs == epochs or preempt["flag"]:
+        save()
+        last_saved = step
+      if preempt["flag"] or (stop_at_step is not None and step >= stop_at_step and step < spe * epochs):
+        raise Preempted(f"stopped at step {step}; the state is saved in {workdir}: rerun the same command to resume")
+  finally:
+    writer.close()
+    ckpt.close()
+    if old_handler is not None:
+      signal.signal(signal.SIGTERM, old_handler)
+
+  results = {
+      "dataset": run.data.name, "method": cfg.method, "loss": cfg.loss.name, "steps": step, "epochs": epochs,
+      "num_params": n_params, "selected_on": cfg.train.select_on, "best_epoch": record["best_epoch"],
+      "best": record["best"], "final": record["final"], "train_counts": counts.tolist(),
+  }
+  if jax.process_index() == 0:
+    write_json_atomic(os.path.join(workdir, "results.json"), results)
+  return results
+
+
+def _progress(cfg, total, initial, epoch, epochs):
+  if not cfg.train.progress_bar or jax.process_index() != 0:
+    return None
+  from tqdm import tqdm
+  return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+
+
+def summary_lines(results: dict) -> list:
+  """Human-readable lines for the end of a run: overall and many/medium/few accuracy."""
+  lines = []
+  for name in ("best", "final"):
+    r = results.get(name)
+    if not r:
+      continue
+    s = f"{name:>5} (epoch {results['best_epoch']}): " if name == "best" else f"{name:>5}: "
+    s += f"top-1 {r['top1']:.2f}"
+    if "top5" in r:
+      s += f"  top-5 {r['top5']:.2f}"
+    s += f"  many {r['many_thr']:.2f}  medium {r['medium_thr']:.2f}  few {r['few_thr']:.2f} (threshold groups)"
+    if "many_idx" in r:
+      s += f"  | index groups {r['many_idx']:.2f}/{r['medium_idx']:.2f}/{r['few_idx']:.2f}"
+    s += f"  ECE {r['ece']:.2f}"
+    lines.append(s)
+  return lines

@@ -1,0 +1,73 @@
+"""The compiled train and eval steps: pure functions over the TrainState, jitted with explicit shardings over a
+1-D ('data',) mesh of all devices. The state is replicated, batches are split along their first axis; BatchNorm
+statistics are reduced over the global batch, so 1 device and N devices compute the same step.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from ltjax.methods.base import Method
+from ltjax.train.state import TrainState
+
+
+def make_mesh(num_devices: int = 0) -> Mesh:
+  """A ('data',) mesh over the first `num_devices` devices (0 = all devices of all processes)."""
+  devices = jax.devices()
+  if num_devices:
+    if num_devices > len(devices):
+      raise ValueError(f"config.mesh.num_devices = {num_devices} but only {len(devices)} devices exist")
+    devices = devices[:num_devices]
+  return Mesh(np.asarray(devices), ("data",), axis_types=(AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def data_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P("data"))
+
+
+def to_global(batch: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array]:
+  """This process's slice of a global batch → global arrays sharded along 'data'."""
+  sharding = data_sharded(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def make_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransformation,
+                    schedule: Callable, mesh: Mesh):
+  """Returns jitted `step(state, batch, hparams) -> (state, metrics)`; the input state's buffers are donated."""
+
+  def train_step(state: TrainState, batch, hparams):
+    rng = jax.random.fold_in(state.rng, state.step)
+
+    def loss_fn(params):
+      return method.loss(apply_fn, params, state.batch_stats, state.method_state, batch, hparams, rng)
+
+    (loss, (batch_stats, method_state, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(metrics, loss=loss, lr=schedule(state.step))
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
+                              method_state=method_state)
+    return new_state, metrics
+
+  rep, dat = replicated(mesh), data_sharded(mesh)
+  return jax.jit(train_step, in_shardings=(rep, dat, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+
+
+def make_eval_step(method: Method, apply_fn: Callable, mesh: Mesh):
+  """Returns jitted `step(state, batch) -> logits [B, C] float32` (batch-sharded)."""
+
+  def eval_step(state: TrainState, batch):
+    out = apply_fn({"params": state.params, "batch_stats": state.batch_stats}, batch["image"], train=False)
+    return method.eval_logits(out, state.method_state).astype(jnp.float32)
+
+  return jax.jit(eval_step, in_shardings=(replicated(mesh), data_sharded(mesh)), out_shardings=data_sharded(mesh))

@@ -1,0 +1,49 @@
+"""Train a long-tailed classifier: python main.py --config configs/arb_cifar100.py --workdir runs/x
+
+Every config field can be overridden (`--config.train.epochs=5`); unknown keys are errors. Rerunning with the
+same --workdir resumes the run where it stopped.
+"""
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:args]).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints, results.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+  for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+  # Keep TensorFlow (used only by the input pipeline) off any accelerator.
+  import tensorflow as tf
+  tf.config.set_visible_devices([], "GPU")
+  from ltjax.config import ConfigError
+  from ltjax.data.sources import DataNotFoundError
+  from ltjax.train import loop
+  from ltjax.train.checkpoint import CheckpointError
+  try:
+    results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except loop.Preempted as e:
+    print(f"preempted: {e}", file=sys.stderr)
+    sys.exit(143)
+  except (ConfigError, DataNotFoundError, CheckpointError, loop.TrainingDiverged) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  print(f"results in {os.path.join(FLAGS.workdir, 'results.json')}")
+  for line in loop.summary_lines(results):
+    print(line)
+
+
+if __name__ == "__main__":
+  app.run(main)

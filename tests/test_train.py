@@ -1,0 +1,169 @@
+"""End-to-end behaviour of the trainer on the embedded digits data: training works, resume equals an uninterrupted
+run, 1 device equals 8, NaN losses stop the run without losing checkpoints, damaged checkpoints fall back."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from ltjax import config as config_lib
+from ltjax.train import loop
+
+
+def tiny(**over):
+  c = config_lib.default()
+  c.data.name = "digits"
+  c.data.imb_factor = 0.1
+  c.data.group_bounds = (3, 7)
+  c.model.name = "resnet8"
+  c.loss.name = "arb"
+  c.optim.schedule = "arb_cosine"
+  c.train.epochs = 2
+  c.train.batch_size = 64
+  c.train.eval_batch_size = 100
+  c.train.log_every = 4
+  c.train.progress_bar = False
+  for k, v in over.items():
+    node = c
+    *path, last = k.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return c
+
+
+def params_of(workdir, cfg):
+  run = loop.setup(cfg)
+  state = loop.create_state(run, cfg.seed)
+  from ltjax.train.checkpoint import Checkpointer
+  ck = Checkpointer(workdir, 2)
+  restored, meta = ck.restore_latest(state)
+  ck.close()
+  return jax.device_get(restored), meta
+
+
+def test_train_writes_run_directory_and_learns(tmp_path):
+  cfg = tiny(**{"train.epochs": 6, "optim.weight_decay": 5e-4})
+  res = loop.train_and_evaluate(cfg, str(tmp_path))
+  for name in ("config.json", "metrics.jsonl", "results.json"):
+    assert (tmp_path / name).exists(), name
+  assert os.listdir(tmp_path / "tb")
+  assert os.listdir(tmp_path / "checkpoints" / "best")
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["best"]["top1"] == pytest.approx(res["best"]["top1"])
+  for key in ("top1", "top5", "per_class", "many_thr", "medium_thr", "few_thr", "many_idx", "few_idx", "ece",
+              "mce"):
+    assert key in results["best"], key
+  # Far above the 10% of chance after 6 short epochs.
+  assert results["best"]["top1"] > 50.0
+  assert len(results["best"]["per_class"]) == 10
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert {l["split"] for l in lines} == {"train", "test"}
+  assert all(np.isfinite(l["loss"]) for l in lines if l["split"] == "train")
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+  cfg = tiny()
+  full = tmp_path / "full"
+  loop.train_and_evaluate(cfg, str(full))
+  part = tmp_path / "part"
+  run = loop.setup(cfg)
+  spe = run.train_input.steps_per_epoch
+  stop = spe + spe // 2  # in the middle of the second epoch
+  with pytest.raises(loop.Preempted):
+    loop.train_and_evaluate(cfg, str(part), stop_at_step=stop)
+  mid, meta = params_of(str(part), cfg)
+  assert int(mid.step) == stop
+  loop.train_and_evaluate(cfg, str(part))
+  a, _ = params_of(str(full), cfg)
+  b, _ = params_of(str(part), cfg)
+  assert int(a.step) == int(b.step) == 2 * spe
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("row", ["arb_mixup", "ldam_drw"])
+def test_one_device_equals_eight(tmp_path, row):
+  assert jax.device_count() == 8
+  extra = {"arb_mixup": {"loss.name": "arb", "mixup_alpha": 1.0},
+           "ldam_drw": {"loss.name": "ldam", "train_rule": "drw", "drw_epoch": 1}}[row]
+  out = []
+  for n in (1, 8):
+    cfg = tiny(**{"mesh.num_devices": n, "train.epochs": 1, **extra})
+    loop.train_and_evaluate(cfg, str(tmp_path / f"d{n}"))
+    out.append(params_of(str(tmp_path / f"d{n}"), cfg)[0])
+  for x, y in zip(jax.tree.leaves(out[0].params), jax.tree.leaves(out[1].params)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5)
+  for x, y in zip(jax.tree.leaves(out[0].batch_stats), jax.tree.leaves(out[1].batch_stats)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+  cfg = tiny(**{"train.epochs": 3})
+  # One good epoch, saved.
+  run = loop.setup(cfg)
+  spe = run.train_input.steps_per_epoch
+  with pytest.raises(loop.Preempted):
+    loop.train_and_evaluate(cfg, str(tmp_path), stop_at_step=spe)
+  good, _ = params_of(str(tmp_path), cfg)
+  # Now the loss turns NaN at the third step of the second epoch.
+  from ltjax.methods.supervised import Supervised
+  orig = Supervised.loss
+
+  def nan_loss(self, apply_fn, params, batch_stats, method_state, batch, hparams, rng):
+    import jax.numpy as jnp
+    loss, aux = orig(self, apply_fn, params, batch_stats, method_state, batch, hparams, rng)
+    return jnp.where(jnp.asarray(batch["index"]).sum() >= 0, jnp.nan, loss), aux
+
+  monkeypatch.setattr(Supervised, "loss", nan_loss)
+  with pytest.raises(loop.TrainingDiverged, match=f"at step {spe + 1} "):
+    loop.train_and_evaluate(cfg, str(tmp_path))
+  after, _ = params_of(str(tmp_path), cfg)
+  assert int(after.step) == spe
+  for x, y in zip(jax.tree.leaves(good), jax.tree.leaves(after)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_unreadable_checkpoint_falls_back_to_previous(tmp_path):
+  cfg = tiny(**{"train.epochs": 2, "train.keep_checkpoints": 3})
+  loop.train_and_evaluate(cfg, str(tmp_path))
+  last = tmp_path / "checkpoints" / "last"
+  steps = sorted(int(s) for s in os.listdir(last) if s.isdigit())
+  assert len(steps) == 2
+  # Damage the newest checkpoint's array data.
+  for root, _, files in os.walk(last / str(steps[-1]) / "state"):
+    for f in files:
+      if "manifest" in f or f.startswith("d") or root.endswith("/d"):
+        open(os.path.join(root, f), "wb").close()
+  state, meta = params_of(str(tmp_path), cfg)
+  assert int(state.step) == steps[0]
+
+
+def test_workdir_with_other_config_is_refused(tmp_path):
+  loop.train_and_evaluate(tiny(**{"train.epochs": 1}), str(tmp_path))
+  before = sorted(os.listdir(tmp_path / "checkpoints" / "last"))
+  with pytest.raises(config_lib.ConfigError, match="different config"):
+    loop.train_and_evaluate(tiny(**{"train.epochs": 1, "optim.lr": 0.05}), str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints" / "last")) == before
+
+
+@pytest.mark.parametrize("over,match", [
+    ({"data.imb_factor": 1.5}, "imb_factor"),
+    ({"data.imb_factor": 0.0}, "imb_factor"),
+    ({"loss.name": "nope"}, "loss.name"),
+    ({"train_rule": "reweight", "loss.name": "arb"}, "takes no class weights"),
+    ({"train.select_on": "val"}, "val_per_class"),
+])
+def test_bad_configs_are_rejected_before_anything_runs(over, match):
+  with pytest.raises(config_lib.ConfigError, match=match):
+    config_lib.validate(tiny(**over))
+
+
+def test_unknown_key_in_config_file_is_rejected():
+  cfg = tiny()
+  cfg.train.epoch = 3  # typo of train.epochs
+  with pytest.raises(config_lib.ConfigError, match="unknown config key 'train.epoch'"):
+    config_lib.validate(cfg)
