@@ -77,19 +77,34 @@ class Batches:
     return np.concatenate(out) if out else np.zeros([0], np.int64)
 
 
+AugmentFn = Callable[..., dict]  # (uint8 image [H,W,C] tensor, int64 [2] seed) -> {name: tensor}
+
+
+def cifar_augment(mean, std, crop_padding: int, flip: bool) -> AugmentFn:
+  """The single-view CIFAR recipe: {'image': normalise(flip(crop(pad(x))))}."""
+  mean, std = tuple(mean), tuple(std)
+
+  def fn(image, seed):
+    image = augment.crop_flip(image, seed, padding=crop_padding, flip=flip)
+    return {"image": augment.normalize(image, mean, std)}
+
+  return fn
+
+
 class TrainInput:
   """Augmented training batches of one split: `epoch(e, start_step)` yields numpy dicts.
 
-  Each batch: image float32 [L,H,W,C] (normalised), label int32 [L], index int64 [L] (position of the example in
-  the split), with L = this process's share of the global batch.
+  Each batch: what `augment_fn` returns per example (default: image float32 [L,H,W,C], normalised), plus
+  label int32 [L] and index int64 [L] (the example's row in the split), with L = this process's share of the global
+  batch. A method that needs several views supplies its own `augment_fn` (seeded by the given stateless seed).
   """
 
   def __init__(self, split: Split, batches: Batches, *, seed: int, mean, std, crop_padding: int, flip: bool,
-               probabilities_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None):
+               probabilities_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None,
+               augment_fn: Optional[AugmentFn] = None):
     self.split, self.batches, self.seed = split, batches, seed
-    self.mean, self.std = tuple(mean), tuple(std)
-    self.crop_padding, self.flip = crop_padding, flip
     self.probabilities_fn = probabilities_fn or (lambda epoch: None)
+    self.augment_fn = augment_fn or cifar_augment(mean, std, crop_padding, flip)
 
   @property
   def steps_per_epoch(self) -> int:
@@ -104,12 +119,11 @@ class TrainInput:
         (self.split.images[idx], self.split.labels[idx].astype(np.int32), idx.astype(np.int64),
          pos.astype(np.int64)))
     epoch_seed = tf.constant([self.seed, epoch], tf.int64)
-    pad, flip, mean, std = self.crop_padding, self.flip, self.mean, self.std
+    augment_fn = self.augment_fn
 
     def prepare(image, label, index, position):
-      seed = tf.random.experimental.stateless_fold_in(epoch_seed, position)
-      image = augment.crop_flip(image, seed, padding=pad, flip=flip)
-      return {"image": augment.normalize(image, mean, std), "label": label, "index": index}
+      out = augment_fn(image, tf.random.experimental.stateless_fold_in(epoch_seed, position))
+      return dict(out, label=label, index=index)
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     yield from _batched(ds, self.batches, start_step)
