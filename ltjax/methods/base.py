@@ -49,6 +49,16 @@ class Method:
     """Per-example draw probabilities for the epoch (with replacement), or None for a permutation."""
     return None
 
+  def train_augment(self, data) -> Optional[Callable]:
+    """Per-example TF augmentation `(uint8 image, int64[2] seed) -> {name: tensor}` for training batches (several
+    views, say), or None for the dataset's standard single-view recipe. `data` is the loaded sources.Dataset."""
+    return None
+
+  def on_epoch_start(self, epoch: int, state: PyTree, run) -> PyTree:
+    """Host-side hook before each epoch (re-clustering, pseudo-labelling); returns the (possibly new) TrainState.
+    `run` is the loop's Run: `ltjax.train.loop.predict(run, state, split)` gives logits and features."""
+    return state
+
   def loss(self, apply_fn: ApplyFn, params: PyTree, batch_stats: PyTree, method_state: PyTree,
            batch: Dict[str, jax.Array], hparams: Dict[str, jax.Array],
            rng: jax.Array) -> Tuple[jax.Array, Tuple[PyTree, PyTree, Dict[str, jax.Array]]]:

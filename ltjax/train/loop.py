@@ -85,7 +85,8 @@ def setup(cfg: ml_collections.ConfigDict) -> Run:
                              jax.process_count(), cfg.data.drop_remainder)
   train_input = pipeline.TrainInput(data.train, batches, seed=cfg.seed, mean=data.mean, std=data.std,
                                     crop_padding=data.crop_padding, flip=data.flip,
-                                    probabilities_fn=method.sampling_probabilities)
+                                    probabilities_fn=method.sampling_probabilities,
+                                    augment_fn=method.train_augment(data))
   model = create_model(cfg.model.name, data.num_classes, head=_head(cfg), dtype=cfg.model.dtype)
   table = optim.lr_table_from_config(cfg)
   schedule = optim.epoch_schedule(table, batches.steps_per_epoch)
@@ -106,19 +107,22 @@ def create_state(run: Run, seed: int) -> TrainState:
   return jax.device_put(state, step_lib.replicated(run.mesh))
 
 
-def predict(run: Run, state: TrainState, split: str, eval_step=None) -> Dict[str, np.ndarray]:
-  """Evaluation logits and labels of a split, on the host: {'logits' [N,C], 'labels' [N], 'index' [N]}."""
+def predict(run: Run, state: TrainState, split: str, eval_step=None, with_features: bool = False):
+  """Evaluation outputs of a split on the host, in split order: {'logits' [N,C], 'labels' [N], 'index' [N]} and
+  'features' [N,D] when asked. Every process gets the whole split."""
   from jax.experimental import multihost_utils
-  eval_step = eval_step or step_lib.make_eval_step(run.method, run.model.apply, run.mesh)
-  outs = {"logits": [], "labels": [], "index": [], "mask": []}
+  eval_step = eval_step or step_lib.make_eval_step(run.method, run.model.apply, run.mesh, with_features)
+  outs = {}
+
+  def gather(x):
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True)) if jax.process_count() > 1 else np.asarray(x)
+
   for batch in run.eval_input(split):
-    logits = eval_step(state, step_lib.to_global({"image": batch["image"]}, run.mesh))
-    outs["logits"].append(np.asarray(multihost_utils.process_allgather(logits, tiled=True)))
-    for k, key in (("labels", "label"), ("index", "index"), ("mask", "mask")):
-      arr = batch[key]
-      if jax.process_count() > 1:
-        arr = np.asarray(multihost_utils.process_allgather(arr, tiled=True))
-      outs[k].append(arr)
+    out = eval_step(state, step_lib.to_global({"image": batch["image"]}, run.mesh))
+    host = {k: np.asarray(multihost_utils.process_allgather(v, tiled=True)) for k, v in out.items()}
+    host.update(labels=gather(batch["label"]), index=gather(batch["index"]), mask=gather(batch["mask"]))
+    for k, v in host.items():
+      outs.setdefault(k, []).append(v)
   out = {k: np.concatenate(v) for k, v in outs.items()}
   m = out.pop("mask").astype(bool)
   return {k: v[m] for k, v in out.items()}
@@ -197,6 +201,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   try:
     while step < spe * epochs:
       epoch, start = divmod(step, spe)
+      state = run.method.on_epoch_start(epoch, state, run)
       hparams = jax.device_put(run.method.epoch_hparams(epoch), step_lib.replicated(run.mesh))
       batches = pipeline.prefetch(run.train_input.epoch(epoch, start),
                                   lambda b: step_lib.to_global(b, run.mesh))

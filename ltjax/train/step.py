@@ -63,11 +63,14 @@ def make_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransf
   return jax.jit(train_step, in_shardings=(rep, dat, rep), out_shardings=(rep, rep), donate_argnums=(0,))
 
 
-def make_eval_step(method: Method, apply_fn: Callable, mesh: Mesh):
-  """Returns jitted `step(state, batch) -> logits [B, C] float32` (batch-sharded)."""
+def make_eval_step(method: Method, apply_fn: Callable, mesh: Mesh, with_features: bool = False):
+  """Returns jitted `step(state, batch) -> {'logits': [B, C] float32[, 'features': [B, D] float32]}`."""
 
   def eval_step(state: TrainState, batch):
     out = apply_fn({"params": state.params, "batch_stats": state.batch_stats}, batch["image"], train=False)
-    return method.eval_logits(out, state.method_state).astype(jnp.float32)
+    res = {"logits": method.eval_logits(out, state.method_state).astype(jnp.float32)}
+    if with_features:
+      res["features"] = out["features"].astype(jnp.float32)
+    return res
 
   return jax.jit(eval_step, in_shardings=(replicated(mesh), data_sharded(mesh)), out_shardings=data_sharded(mesh))
