@@ -8,3 +8,12 @@ if "xla_force_host_platform_device_count" not in flags:
   os.environ["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import tempfile  # noqa: E402
+
+import jax  # noqa: E402
+
+# Identical programs (the same tiny model compiled by several end-to-end tests) are compiled once per session.
+jax.config.update("jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), "ltjax_test_jax_cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -32,13 +32,11 @@ class MetricWriter:
     self._file.write(json.dumps(dict(step=step, split=split, **extra, **scalars)) + "\n")
     self._file.flush()
     if self._tb is None:
-      import tensorflow as tf
-      self._tb = tf.summary.create_file_writer(self._tb_dir)
-    with self._tb.as_default():
-      import tensorflow as tf
-      for k, v in scalars.items():
-        if isinstance(v, float):
-          tf.summary.scalar(f"{split}/{k}", v, step=step)
+      from tensorboardX import SummaryWriter  # TensorBoard event files without TensorFlow's summary ops
+      self._tb = SummaryWriter(self._tb_dir)
+    for k, v in scalars.items():
+      if isinstance(v, float):
+        self._tb.add_scalar(f"{split}/{k}", v, global_step=step)
     self._tb.flush()
 
   def close(self):

@@ -60,7 +60,10 @@ class Run:
 
   def eval_input(self, split: str) -> pipeline.EvalInput:
     data = getattr(self.data, split)
-    b = pipeline.Batches(len(data.labels), self.cfg.train.eval_batch_size, self.mesh.devices.size,
+    n_dev = self.mesh.devices.size
+    # Evaluation pads its last batch anyway, so round the batch up to a multiple of the device count.
+    size = -(-self.cfg.train.eval_batch_size // n_dev) * n_dev
+    b = pipeline.Batches(len(data.labels), size, n_dev,
                          jax.process_index(), jax.process_count())
     return pipeline.EvalInput(data, b, mean=self.data.mean, std=self.data.std)
 
@@ -81,6 +84,10 @@ def setup(cfg: ml_collections.ConfigDict) -> Run:
   stats = ClassStats.from_labels(data.train.labels, data.num_classes, ranges)
   method = methods.REGISTRY[cfg.method](cfg, stats, data.train.labels)
   mesh = step_lib.make_mesh(cfg.mesh.num_devices)
+  if cfg.train.batch_size % (mesh.devices.size):
+    raise config_lib.ConfigError(
+        f"config.train.batch_size = {cfg.train.batch_size} is not divisible by the {mesh.devices.size} devices: "
+        "use a multiple of the device count, or set config.mesh.num_devices")
   batches = pipeline.Batches(len(data.train.labels), cfg.train.batch_size, mesh.devices.size, jax.process_index(),
                              jax.process_count(), cfg.data.drop_remainder)
   train_input = pipeline.TrainInput(data.train, batches, seed=cfg.seed, mean=data.mean, std=data.std,
