@@ -1,23 +1,40 @@
-"""Dataset sources: each returns the full balanced train/test images of a dataset in its original order; `load`
-then selects the long-tailed training subset with the official procedure (ltjax.data.imbalance).
+"""Dataset sources. Each source returns the full balanced train/test images of a dataset in its *original* order;
+`load` then selects the long-tailed training subset with the official procedure (`ltjax.data.imbalance`) and,
+optionally, a balanced validation split from the training images the subset leaves unused.
 
-| name     | source                                   | N per class   | class order | normalisation            |
-|----------|------------------------------------------|---------------|-------------|--------------------------|
-| digits   | scikit-learn load_digits (embedded)      | min pool size | 0..9        | digits' own mean/std     |
-| cifar10  | TFDS cifar10, original pickle order      | 5000          | 0..9        | CIFAR-10 (spec §1.4)     |
-| cifar100 | TFDS cifar100 (fine labels)              | 500           | 0..99       | CIFAR-10 statistics      |
-| svhn     | TFDS svhn_cropped (digit 0 = label 0)    | 1000          | 1..9, 0     | 0.5 / 0.5                |
+| name     | source                                | N per class    | class order | mean / std            | pad, flip |
+|----------|---------------------------------------|----------------|-------------|-----------------------|-----------|
+| digits   | scikit-learn load_digits (embedded)   | min pool count | 0..9        | digits' own (below)   | 0, no     |
+| cifar10  | TFDS cifar10, original file order     | len/C = 5000   | 0..9        | CIFAR-10 (spec §1.4)  | 4, yes    |
+| cifar100 | TFDS cifar100 (fine `label`)          | len/C = 500    | 0..99       | CIFAR-10 statistics   | 4, yes    |
+| svhn     | TFDS svhn_cropped (digit 0 = label 0) | 1000 (fixed)   | 1..9, 0     | 0.5 / 0.5             | 4, yes    |
 
-TFDS data must already be prepared in the data directory: nothing is ever downloaded (a download attempt without
-network blocks for minutes); a missing dataset raises DataNotFoundError at once with the way to prepare it.
+TFDS data must already be prepared in the data directory. Nothing is ever downloaded (a download attempt without a
+network blocks for minutes in retries): a missing dataset raises `DataNotFoundError` within a second, saying where
+it looked and how to prepare the data. TensorFlow is imported only by the TFDS sources.
+
+Original order of TFDS examples (checked in tensorflow-datasets 4.9.10; TFDS stores examples in a hashed order):
+* cifar10 / cifar100 (`image_classification/cifar.py`): `_generate_examples` walks data_batch_1.bin … data_batch_5.bin
+  (CIFAR-100: train.bin; test: test_batch.bin / test.bin) record by record with a running counter `index` and sets
+  `id = f"{split}_{index:05d}"`, so the number in `id` is the position in the concatenated original files. The
+  binary files hold the same images in the same order as the python-pickle batches torchvision reads (the CIFAR
+  page describes both formats as the same data; not re-checked here against real files, which are not available
+  offline). CIFAR-100's binary records carry coarse then fine label; TFDS `label` is the fine label.
+* svhn_cropped 3.1.0 (`datasets/svhn_cropped/svhn_cropped_dataset_builder.py`): `id = f"{split}_{i:06d}"` with `i`
+  the position in train_32x32.mat / test_32x32.mat — torchvision's SVHN order — and `label = y % 10`, so digit 0
+  (the .mat files' label 10) is label 0, as torchvision's `np.place(labels, labels == 10, 0)`.
+Sorting on that number restores the original order, so the legacy-RandomState selection picks the official subset.
+`tfds.testing.mock_data` fills `id` with random letters (RandomFakeGenerator: 10–20 of ' abcdefghij'); when the ids
+do not all parse, the TFDS order is kept (with a log line), which is what mock data needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,22 +44,31 @@ log = logging.getLogger("ltjax")
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
-# Pixel statistics of the digits train pool (scaled to [0, 1]), computed once and rounded.
+SVHN_MEAN = (0.5, 0.5, 0.5)
+SVHN_STD = (0.5, 0.5, 0.5)
+SVHN_N_FULL = 1000  # spec §1.2: N fixed to 1000, not len/C
+SVHN_CLASS_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)  # spec §1.2: digit 0 (the rarest) last
+# Pixel statistics of the digits train pool (all 1,497 pool images, pixels scaled to [0, 1]: mean 0.30576,
+# std 0.37599), computed once with the split below and rounded.
 DIGITS_MEAN = (0.3058,)
 DIGITS_STD = (0.3760,)
 DIGITS_TEST_PER_CLASS = 30
 DIGITS_SPLIT_SEED = 12345
+# The validation hold-out draws with RandomState(rand_number + VAL_SEED_OFFSET), apart from the selection stream.
+VAL_SEED_OFFSET = 1
+
+_TFDS_DEFAULT_DIR = "the TFDS default data dir ($TFDS_DATA_DIR or ~/tensorflow_datasets)"
 
 
 class DataNotFoundError(FileNotFoundError):
-  pass
+  """A dataset is not prepared where ltjax looks for it (nothing is downloaded)."""
 
 
 @dataclasses.dataclass
 class Split:
   images: np.ndarray  # uint8 [N, H, W, C]
   labels: np.ndarray  # int32 [N]
-  indices: np.ndarray  # int64 [N]: row of each example in the source's original (full, balanced) order
+  indices: np.ndarray  # int64 [N]: index of each example in the source's original (full, balanced) order
 
   def take(self, idx: np.ndarray) -> "Split":
     return Split(self.images[idx], self.labels[idx], self.indices[idx])
@@ -55,31 +81,43 @@ class Split:
 class Dataset:
   name: str
   num_classes: int
-  train: Split  # the long-tailed subset
+  train: Split  # the long-tailed subset (already selected)
   test: Split
   val: Optional[Split]  # balanced hold-out from train images the subset does not use, or None
-  mean: Tuple[float, ...]
+  mean: Tuple[float, ...]  # per channel, for pixels in [0, 1]
   std: Tuple[float, ...]
-  crop_padding: int
-  flip: bool
+  crop_padding: int  # random-crop padding of the train augmentation
+  flip: bool  # horizontal flip in the train augmentation
 
 
 @dataclasses.dataclass
 class Raw:
-  """A source's full data, before the long-tailed selection."""
+  """A source's full data in original order, before the long-tailed selection."""
 
-  train: Split
+  train: Split  # the pool the long-tailed subset is selected from
   test: Split
   num_classes: int
   n_full: float  # N of the count formulas
-  class_order: Tuple[int, ...]
+  class_order: Tuple[int, ...]  # order in which classes receive the position-indexed counts
   mean: Tuple[float, ...]
   std: Tuple[float, ...]
   crop_padding: int = 4
   flip: bool = True
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# digits (embedded, no TensorFlow)
+
+
 def _digits(data_cfg) -> Raw:
+  """scikit-learn's 1,797 8×8 digits, 0..16 scaled to uint8 by round(x·255/16), [N, 8, 8, 1].
+
+  Test: 30 images per class, for each class c = 0..9 in turn the first 30 of
+  `RandomState(DIGITS_SPLIT_SEED).permutation(indices of class c)` (one stream over the classes); the other 1,497
+  images are the train pool (per class 148 152 147 153 151 152 151 149 144 150), so N = 144 (the smallest class)
+  and every class can supply its count. Neither cropped nor flipped (see below).
+  """
+  del data_cfg
   from sklearn.datasets import load_digits
   d = load_digits()
   images = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
@@ -91,67 +129,124 @@ def _digits(data_cfg) -> Raw:
   full = Split(images, labels, np.arange(len(labels), dtype=np.int64))
   train = full.take(pool)
   n_full = int(np.bincount(train.labels, minlength=10).min())
-  return Raw(train, full.take(test), 10, n_full, tuple(range(10)), DIGITS_MEAN, DIGITS_STD, crop_padding=1,
+  # No crop or flip: a ±1-pixel shift of an 8×8 digit is a large deformation (training with it reached 23% test
+  # accuracy after 8 epochs against 93% without), and mirrored digits are other symbols.
+  return Raw(train, full.take(test), 10, n_full, tuple(range(10)), DIGITS_MEAN, DIGITS_STD, crop_padding=0,
              flip=False)
 
 
-def original_order(ids) -> Optional[np.ndarray]:
-  """Permutation that sorts TFDS CIFAR examples into the original pickle order (data_batch_1..5, as torchvision
-  reads it), or None when the ids are not of that form.
+# ----------------------------------------------------------------------------------------------------------------
+# TFDS
 
-  TFDS's CIFAR builder names example k of the original files '<split>_<k:05d>' and stores examples in a hashed
-  order; sorting on k restores the original order, so the legacy-RandomState selection picks the official subset.
-  """
-  nums = [re.fullmatch(r"[a-z]+_(\d+)", i.decode() if isinstance(i, bytes) else str(i)) for i in ids]
-  if not all(nums):
+
+def id_numbers(ids: Sequence) -> Optional[np.ndarray]:
+  """int64 numbers n of TFDS ids '<split>_<n>' (the original position), or None when the ids are not all of that
+  form or repeat a number (mock data has random ids)."""
+  nums = []
+  for i in ids:
+    m = re.fullmatch(r"[A-Za-z]+_(\d+)", i.decode() if isinstance(i, bytes) else str(i))
+    if m is None:
+      return None
+    nums.append(int(m.group(1)))
+  nums = np.asarray(nums, np.int64)
+  if len(np.unique(nums)) != len(nums):
     return None
-  return np.argsort([int(m.group(1)) for m in nums], kind="stable")
+  return nums
 
 
-def _tfds_split(name: str, split: str, data_dir: Optional[str], label_key: str) -> Split:
+def original_order(ids: Sequence) -> Optional[np.ndarray]:
+  """Permutation that sorts TFDS examples into their original order by the number in their '<split>_<n>' ids, or
+  None when the ids do not allow it (see `id_numbers`)."""
+  nums = id_numbers(ids)
+  return None if nums is None else np.argsort(nums, kind="stable")
+
+
+def _not_found(name: str, builder, data_dir: Optional[str], detail: str = "") -> DataNotFoundError:
+  where = f"'{data_dir}'" if data_dir else _TFDS_DEFAULT_DIR
+  found = ""
+  parent = os.path.dirname(os.fspath(builder.data_dir))
+  if os.path.isdir(parent):
+    versions = sorted(v for v in os.listdir(parent) if os.path.isdir(os.path.join(parent, v)))
+    if str(builder.version) in versions:
+      found = (f" {builder.data_dir} exists but is incomplete (an interrupted preparation?): remove it and prepare "
+               f"again.")
+    elif versions:
+      found = (f" Found only version(s) {versions} of {name} there; this tensorflow-datasets reads version "
+               f"{builder.version}: prepare that version, or install the tensorflow-datasets that wrote them.")
+  dd = data_dir or "DIR"
+  return DataNotFoundError(
+      f"TFDS dataset '{name}' is not prepared in {where} (looked for {builder.data_dir}).{found} ltjax never "
+      f"downloads (there may be no network). To prepare it: on a networked machine run `tfds build {name} "
+      f"--data_dir {dd}` (or `python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', "
+      f"data_dir='{dd}').download_and_prepare()\"`), or copy an existing ~/tensorflow_datasets/{name} directory "
+      f"to {dd}/{name}; then pass --config.data.data_dir={dd}.{detail}")
+
+
+def _tfds_builder(name: str, data_dir: Optional[str]):
+  """The TFDS builder of `name`, after checking that its data is prepared. Never downloads; answers in about a
+  second when the data is missing (before TensorFlow itself is imported)."""
+  import tensorflow_datasets as tfds  # light: TFDS imports TensorFlow lazily
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared():
+    # `is_prepared()` is also False under `tfds.testing.mock_data` (it patches `as_dataset`, not the data dir), so
+    # ask `as_dataset`: on real unprepared data it raises at once (AssertionError "could not find data"), without
+    # any download attempt and without importing TensorFlow; under mock data it returns the fake dataset.
+    try:
+      builder.as_dataset(split="train", shuffle_files=False)
+    except Exception as e:  # pylint: disable=broad-except
+      raise _not_found(name, builder, data_dir, f" (TFDS: {str(e).splitlines()[0][:200]})") from None
+  return builder
+
+
+def _tfds_splits(name: str, data_dir: Optional[str], splits: Sequence[str],
+                 label_key: str = "label") -> Dict[str, Split]:
+  """Loads whole TFDS splits as numpy, in original order when the example ids allow it. Never downloads."""
+  builder = _tfds_builder(name, data_dir or None)
   import tensorflow as tf
   import tensorflow_datasets as tfds
-  tf.config.set_visible_devices([], "GPU")
-  builder = tfds.builder(name, data_dir=data_dir or None)
-  try:
+  try:  # keep TensorFlow off any accelerator: JAX owns it
+    tf.config.set_visible_devices([], "GPU")
+  except RuntimeError:  # devices already initialised
+    pass
+  out = {}
+  for split in splits:
     ds = builder.as_dataset(split=split, shuffle_files=False)
-  except AssertionError as e:  # raised at once when the prepared files are missing; never downloads
-    where = data_dir or "the TFDS default data dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
-    raise DataNotFoundError(
-        f"TFDS dataset '{name}' is not prepared in {where}. ltjax never downloads (there may be no network). "
-        f"Prepare it on a networked machine with `tfds build {name} --data_dir DIR` (or "
-        f"`python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', data_dir='DIR')"
-        f".download_and_prepare()\"`), then copy DIR/{name} here and pass --config.data.data_dir=DIR. "
-        f"(TFDS said: {str(e).splitlines()[0][:200]})") from None
-  parts: Dict[str, list] = {"image": [], label_key: [], "id": []}
-  for batch in tfds.as_numpy(ds.batch(10000)):
-    for k in parts:
-      if k in batch:
-        parts[k].append(batch[k])
-  images = np.concatenate(parts["image"])
-  labels = np.concatenate(parts[label_key]).astype(np.int32)
-  order = original_order(np.concatenate(parts["id"])) if parts["id"] else np.arange(len(labels))
-  if order is None:
-    log.warning("%s/%s: example ids are not '<split>_<n>' (mock data?); keeping the TFDS order", name, split)
-    order = np.arange(len(labels))
-  return Split(images[order], labels[order], np.arange(len(labels), dtype=np.int64))
+    parts: Dict[str, list] = {"image": [], label_key: [], "id": []}
+    for batch in tfds.as_numpy(ds.batch(8192)):
+      for k in parts:
+        if k in batch:
+          parts[k].append(batch[k])
+    if not parts["image"]:
+      raise DataNotFoundError(f"TFDS dataset '{name}' split '{split}' in {builder.data_dir} is empty")
+    images = np.concatenate(parts["image"])
+    labels = np.concatenate(parts[label_key]).astype(np.int32)
+    nums = id_numbers(np.concatenate(parts["id"])) if parts["id"] else None
+    if nums is None:
+      log.warning("%s/%s: example ids are not '<split>_<n>' (mock data?); keeping the TFDS order", name, split)
+      nums = np.arange(len(labels), dtype=np.int64)
+    perm = np.argsort(nums, kind="stable")
+    out[split] = Split(images[perm], labels[perm], nums[perm])
+  return out
 
 
-def _cifar(name: str, num_classes: int):
+# ltjax name → TFDS builder name.
+TFDS_NAMES = {"cifar10": "cifar10", "cifar100": "cifar100", "svhn": "svhn_cropped"}
+
+
+def _cifar(name: str, num_classes: int) -> Callable[..., Raw]:
   def source(data_cfg) -> Raw:
-    train = _tfds_split(name, "train", data_cfg.data_dir, "label")
-    test = _tfds_split(name, "test", data_cfg.data_dir, "label")
-    return Raw(train, test, num_classes, len(train) / num_classes, tuple(range(num_classes)), CIFAR_MEAN,
-               CIFAR_STD)
+    s = _tfds_splits(TFDS_NAMES[name], data_cfg.data_dir, ("train", "test"), "label")
+    train = s["train"]
+    return Raw(train, s["test"], num_classes, len(train) / num_classes, tuple(range(num_classes)), CIFAR_MEAN,
+               CIFAR_STD, crop_padding=4, flip=True)
+  source.__name__ = f"_{name}"
   return source
 
 
 def _svhn(data_cfg) -> Raw:
-  # TFDS svhn_cropped stores digit 0 as label 0 (the .mat files use 10); it has no example ids, so the selection
-  # runs over the TFDS order (same counts as the official subset, not the same images; docs/DEVIATIONS.md).
-  train = _tfds_split("svhn_cropped", "train", data_cfg.data_dir, "label")
-  test = _tfds_split("svhn_cropped", "test", data_cfg.data_dir, "label")
-  return Raw(train, test, 10, 1000, (1, 2, 3, 4, 5, 6, 7, 8, 9, 0), (0.5,) * 3, (0.5,) * 3)
+  s = _tfds_splits(TFDS_NAMES["svhn"], data_cfg.data_dir, ("train", "test"), "label")
+  return Raw(s["train"], s["test"], 10, SVHN_N_FULL, SVHN_CLASS_ORDER, SVHN_MEAN, SVHN_STD, crop_padding=4,
+             flip=True)
 
 
 REGISTRY: Dict[str, Callable[..., Raw]] = {
@@ -162,17 +257,46 @@ REGISTRY: Dict[str, Callable[..., Raw]] = {
 }
 
 
+def _get(cfg, key, default):
+  v = getattr(cfg, key, default)
+  return default if v is None else v
+
+
 def load(data_cfg) -> Dataset:
-  """Load `data_cfg.name` and select its long-tailed training subset (and optional validation split)."""
-  if data_cfg.name not in REGISTRY:
-    raise ValueError(f"unknown dataset '{data_cfg.name}' (known: {sorted(REGISTRY)})")
-  raw = REGISTRY[data_cfg.name](data_cfg)
+  """Loads `data_cfg.name` and selects its long-tailed training subset (spec §1.1/§1.2).
+
+  `data_cfg` fields: name, data_dir (TFDS data dir; '' or None = TFDS default), imb_type ('exp'|'step'|'none'),
+  imb_factor (ρ), rand_number (selection seed, default 0), val_per_class (default 0 = no validation split).
+  With val_per_class > 0, `val` is a balanced hold-out drawn (seed rand_number + 1) from the train-pool images the
+  long-tailed subset did not take, so the training subset stays exactly the official one. That needs unused images
+  in every class: digits and SVHN have them; CIFAR does not (its head class keeps all N = len/C images), so there
+  a validation split is a ValueError.
+  """
+  name = data_cfg.name
+  if name not in REGISTRY:
+    raise ValueError(f"unknown dataset '{name}' (known: {', '.join(sorted(REGISTRY))})")
+  imbalance.check_imb_factor(data_cfg.imb_factor)  # before any (slow) loading
+  rand_number = int(_get(data_cfg, "rand_number", 0))
+  val_per_class = int(_get(data_cfg, "val_per_class", 0))
+  raw = REGISTRY[name](data_cfg)
   counts = imbalance.class_counts(raw.n_full, raw.num_classes, data_cfg.imb_type, data_cfg.imb_factor)
-  selected = imbalance.select_long_tailed(raw.train.labels, counts, data_cfg.rand_number, raw.class_order)
+  if (counts == 0).any():
+    empty = imbalance.label_counts(counts, raw.class_order)
+    raise ValueError(f"{name}: imb_type={data_cfg.imb_type!r}, imb_factor={data_cfg.imb_factor} leaves class(es) "
+                     f"{np.nonzero(empty == 0)[0].tolist()} without training images (N = {raw.n_full}); "
+                     f"raise imb_factor")
+  selected = imbalance.select_long_tailed(raw.train.labels, counts, rand_number, raw.class_order)
   val = None
-  if data_cfg.val_per_class:
+  if val_per_class > 0:
     rest = imbalance.remaining_indices(len(raw.train), selected)
-    val = raw.train.take(imbalance.balanced_holdout(raw.train.labels, rest, data_cfg.val_per_class,
-                                                    raw.num_classes, data_cfg.rand_number + 1))
-  return Dataset(data_cfg.name, raw.num_classes, raw.train.take(selected), raw.test, val, tuple(raw.mean),
-                 tuple(raw.std), raw.crop_padding, raw.flip)
+    try:
+      held = imbalance.balanced_holdout(raw.train.labels, rest, val_per_class, rand_number + VAL_SEED_OFFSET,
+                                        raw.num_classes)
+    except ValueError as e:
+      raise ValueError(
+          f"{name}: {e}. The hold-out can only use training images the long-tailed subset leaves unused; where the "
+          f"head class keeps all its images (CIFAR: N = len/C) there are none, so use config.data.val_per_class = 0 "
+          f"(the official code selects on the test set).") from None
+    val = raw.train.take(held)
+  return Dataset(name, raw.num_classes, raw.train.take(selected), raw.test, val, tuple(raw.mean), tuple(raw.std),
+                 raw.crop_padding, raw.flip)
