@@ -1,0 +1,48 @@
+"""Classifier heads: features f [B, D] → logits [B, C] (float32). Parameters: `kernel` [D, C] (+ `bias` [C])."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ltjax.models.layers import kaiming_normal_fan_in, pytorch_linear_bias
+
+
+def l2_normalize(x, axis, eps: float = 1e-12):
+  """F.normalize: x / max(‖x‖₂, eps), written as x / √max(‖x‖², eps²) so the gradient at x = 0 is finite (0)."""
+  sq = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
+  return x / jnp.sqrt(jnp.maximum(sq, eps * eps))
+
+
+class LinearHead(nn.Module):
+  """z = f W + b.  W [D, C] ~ N(0, 2/D) (Kaiming fan_in, the specs' module-traversal init), b [C] ~ U(±1/√D)."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, f):
+    d = f.shape[-1]
+    w = self.param("kernel", kaiming_normal_fan_in, (d, self.num_classes), jnp.float32)
+    b = self.param("bias", pytorch_linear_bias(d), (self.num_classes,), jnp.float32)
+    return f.astype(jnp.float32) @ w + b
+
+
+def unit_columns_init(key, shape, dtype=jnp.float32):
+  """V ~ U(−1, 1), then every column V[:, c] rescaled to unit L2 norm (NormedLinear's init)."""
+  v = jax.random.uniform(key, shape, dtype, -1.0, 1.0)
+  return v / jnp.linalg.norm(v, axis=0, keepdims=True)
+
+
+class CosineHead(nn.Module):
+  """NormedLinear: z_ic = ⟨f_i/max(‖f_i‖, 1e-12), V_:c/max(‖V_:c‖, 1e-12)⟩ ∈ [−1, 1]; V [D, C], no bias."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, f):
+    v = self.param("kernel", unit_columns_init, (f.shape[-1], self.num_classes), jnp.float32)
+    return l2_normalize(f.astype(jnp.float32), 1) @ l2_normalize(v, 0)
+
+
+HEADS = {"linear": LinearHead, "cosine": CosineHead}

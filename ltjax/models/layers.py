@@ -1,0 +1,76 @@
+"""Layers and initialisers faithful to the PyTorch models the specs describe (spec §1.5).
+
+Initialisers (kernels are HWIO for convs, [in, out] for Dense):
+  kaiming_normal_fan_in   w ~ N(0, 2/fan_in),  fan_in  = kh·kw·in   (PyTorch kaiming_normal_, mode='fan_in')
+  kaiming_normal_fan_out  w ~ N(0, 2/fan_out), fan_out = kh·kw·out  (mode='fan_out'; ImageNet ResNets)
+  pytorch_linear_bias(d)  b ~ U(−1/√d, 1/√d)                         (nn.Linear's default bias)
+The normals are NOT truncated (jax's variance_scaling distribution 'normal' is a plain normal; 'truncated_normal'
+would not match PyTorch).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+kaiming_normal_fan_in = jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+kaiming_normal_fan_out = jax.nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def pytorch_linear_bias(fan_in: int):
+  """nn.Linear's default bias init: U(−1/√fan_in, 1/√fan_in)."""
+  bound = 1.0 / fan_in ** 0.5
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+class BatchNorm(nn.Module):
+  """PyTorch BatchNorm2d (train/eval semantics) over the last (channel) axis of x [..., C].
+
+  Train:  μ = mean(x), σ² = mean((x − μ)²) over all non-channel axes (n = x.size / C values per channel),
+          y = γ·(x − μ)/√(σ² + ε) + β                          (biased σ² for the normalisation),
+          mean ← (1 − m)·mean + m·μ,  var ← (1 − m)·var + m·σ²·n/(n − 1)   (unbiased σ² for the running var).
+  Eval (`use_running_average`, or `frozen`): y = γ·(x − mean)/√(var + ε) + β; nothing is updated.
+  Defaults m = 0.1 (PyTorch momentum: the weight of the NEW batch), ε = 1e-5, γ = 1, β = 0, mean = 0, var = 1.
+  Statistics and the normalisation run in float32 whatever the input dtype; the output has `dtype`. The batch
+  statistics are plain jnp reductions, so under `jax.jit` with a batch-sharded input they span the global batch
+  (1 device and 8 devices give the same result).
+
+  Variables: params {scale, bias} [C]; batch_stats {mean, var} [C] (all float32).
+  `use_running_average` may be given as a field or a call argument (exactly one, as in flax.linen.BatchNorm).
+  """
+
+  use_running_average: Optional[bool] = None
+  momentum: float = 0.1
+  epsilon: float = 1e-5
+  dtype: Any = jnp.float32
+  frozen: bool = False
+
+  @nn.compact
+  def __call__(self, x, use_running_average: Optional[bool] = None):
+    use_ra = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+    c = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+    xf = x.astype(jnp.float32)
+    if use_ra or self.frozen:
+      mean, var = ra_mean.value, ra_var.value
+    else:
+      axes = tuple(range(x.ndim - 1))
+      mean = jnp.mean(xf, axes)
+      var = jnp.mean(jnp.square(xf - mean), axes)
+      if not self.is_initializing():
+        n = x.size // c
+        m = self.momentum
+        ra_mean.value = (1 - m) * ra_mean.value + m * mean
+        ra_var.value = (1 - m) * ra_var.value + m * var * (n / max(n - 1, 1))
+    y = (xf - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias
+    return y.astype(self.dtype)
