@@ -81,6 +81,9 @@ def default() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 2  # last N kept, plus the best
   c.train.select_on = "test"  # test (as the official code) | val (needs data.val_per_class > 0) | last
   c.train.progress_bar = True
+  # >0: every this many epochs log neural-collapse geometry and attraction/repulsion means of the test split to
+  # metrics.jsonl (split "diagnostics"); O(C·D²) and per-class Gram blocks, so it stays cheap for 8,142 classes.
+  c.train.diagnostics_every = 0
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # 0 = every device of every process
@@ -167,6 +170,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if cfg.optim.lr <= 0 or cfg.optim.weight_decay < 0 or not 0 <= cfg.optim.momentum < 1:
     raise ConfigError("config.optim needs lr > 0, weight_decay >= 0 and momentum in [0, 1)")
   t = cfg.train
+  if t.diagnostics_every < 0:
+    raise ConfigError("config.train.diagnostics_every must be >= 0 (0 = off)")
   for name in ("epochs", "batch_size", "eval_batch_size", "eval_every", "log_every", "checkpoint_every",
                "keep_checkpoints"):
     if t[name] < 1:

@@ -35,7 +35,7 @@ log = logging.getLogger("ltjax")
 
 # Config fields that may differ when a run directory is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "train.progress_bar", "train.eval_every",
-                     "train.checkpoint_every", "train.keep_checkpoints")
+                     "train.checkpoint_every", "train.keep_checkpoints", "train.diagnostics_every")
 
 
 class TrainingDiverged(RuntimeError):
@@ -138,6 +138,21 @@ def predict(run: Run, state: TrainState, split: str, eval_step=None, with_featur
 def evaluate(run: Run, state: TrainState, split: str, eval_step=None) -> dict:
   p = predict(run, state, split, eval_step)
   return metrics.evaluate(p["logits"], p["labels"], run.stats)
+
+
+def training_diagnostics(run: Run, state: TrainState, split: str = "test") -> Dict[str, float]:
+  """Scalar geometry of the current model on a split (ltjax.diagnostics): NC1/NC3, equinorm, cosines, and the mean
+  attraction (diagonal) and repulsion (off-diagonal) gradient components."""
+  from ltjax import diagnostics
+  p = predict(run, state, split, with_features=True)
+  c = run.stats.num_classes
+  w = jax.device_get(state.params["fc"]["kernel"])
+  geo = diagnostics.neural_collapse(p["features"], p["labels"], w, c)
+  out = {k: float(v) for k, v in geo.items() if np.ndim(v) == 0}
+  g = np.asarray(diagnostics.gradient_components(p["features"], p["logits"], p["labels"]))
+  att = np.diag(g)
+  out.update(attraction_mean=float(att.mean()), repulsion_mean=float(((g.sum(0) - att) / max(c - 1, 1)).mean()))
+  return out
 
 
 def _check_workdir_config(workdir: str, cfg) -> None:
@@ -251,6 +266,9 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
           evals["val"] = evaluate(run, state, "val", eval_step)
         for split, e in evals.items():
           writer.write(step, split, e, epoch=done_epochs - 1)
+        every = cfg.train.diagnostics_every
+        if every and (done_epochs % every == 0 or done_epochs == epochs):
+          writer.write(step, "diagnostics", training_diagnostics(run, state), epoch=done_epochs - 1)
         record["final"] = evals["test"]
         score = _selection_score(cfg, evals)
         if score is not None and (record["best_score"] is None or score > record["best_score"]):
