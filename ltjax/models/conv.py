@@ -1,0 +1,220 @@
+"""A drop-in `flax.linen.Conv` whose weight gradient is fast on CPU.
+
+XLA's CPU backend computes a convolution's weight gradient (a convolution that contracts over batch × height ×
+width) far below the speed of the forward convolution; in a CIFAR ResNet-32 train step it dominates. `conv2d` is a
+`jax.custom_vjp` convolution:
+
+* forward: `lax.conv_general_dilated` (unchanged);
+* input gradient: XLA's own transposed convolution (exactly what autodiff of `lax.conv_general_dilated` emits);
+* weight gradient, by `impl`:
+    'native'  - XLA's own (autodiff of lax.conv_general_dilated);
+    'chunked' - the batch cut into static chunks of `chunk` examples, each chunk's weight gradient computed by
+                XLA's own convolution, the partial gradients summed.  The chunks are *unrolled* (static slices):
+                a `lax.scan`/`lax.map`/`fori_loop` over chunks is 20-100x slower on XLA:CPU, because a convolution
+                inside a while-loop body does not get the fast Eigen kernel;
+    'taps'    - im2col per kernel tap: one [B*Ho*Wo, Cin]^T @ [B*Ho*Wo, Cout] matmul per (kh, kw);
+    'im2col'  - all taps concatenated: one [B*Ho*Wo, kh*kw*Cin]^T @ [B*Ho*Wo, Cout] matmul.
+
+`select_impl(backend)` picks the path: 'chunked' on CPU (measured fastest there, docs/BENCHMARKS_conv.md), 'native'
+on GPU/TPU (cuDNN / the TPU compiler already do this well).  Override with the module field `impl` or the
+environment variable `LTJAX_CONV_IMPL` (module field wins unless it is 'auto').
+
+Only what the CIFAR/ImageNet ResNets need is supported: 2-D NHWC inputs, HWIO kernels, no dilation, one feature
+group.  Parameter names and shapes equal `nn.Conv`'s ('kernel' [kh, kw, Cin, Cout], optional 'bias' [Cout]), so
+checkpoints are interchangeable.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax.linen.dtypes import promote_dtype
+from jax import lax
+
+IMPLS = ("native", "chunked", "taps", "im2col")
+ENV_VAR = "LTJAX_CONV_IMPL"
+DEFAULT_CHUNK = 16
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+# 'auto' keeps XLA's native path below this input size (H·W); the chunked weight gradient pays off on 32×32 CIFAR
+# maps and larger.
+MIN_CHUNKED_PIXELS = 16 * 16
+
+
+def select_impl(backend: str | None = None) -> str:
+  """The weight-gradient formulation for a backend: 'native' on gpu/tpu (and unknown backends), 'chunked' on cpu."""
+  backend = (backend or jax.default_backend()).lower()
+  return "chunked" if backend == "cpu" else "native"
+
+
+def resolve_impl(impl: str = "auto", backend: str | None = None) -> str:
+  """`impl` unless 'auto'; then $LTJAX_CONV_IMPL unless unset/'auto'; then select_impl(backend)."""
+  if impl == "auto":
+    impl = os.environ.get(ENV_VAR, "auto") or "auto"
+  if impl == "auto":
+    impl = select_impl(backend)
+  if impl not in IMPLS:
+    raise ValueError(f"unknown conv impl '{impl}' (known: auto, {', '.join(IMPLS)})")
+  return impl
+
+
+def _pairs(padding, kernel_hw, strides, in_hw) -> tuple[tuple[int, int], ...]:
+  if isinstance(padding, str):
+    if padding.upper() not in ("SAME", "VALID"):
+      raise ValueError(f"padding '{padding}' not supported (use SAME, VALID or explicit pairs)")
+    return tuple(lax.padtype_to_pads(in_hw, kernel_hw, strides, padding.upper()))
+  if isinstance(padding, int):
+    return ((padding, padding),) * 2
+  out = []
+  for p in padding:
+    out.append((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])))
+  if len(out) != 2:
+    raise ValueError(f"need 2 spatial padding entries, got {padding}")
+  return tuple(out)
+
+
+def _conv(x, w, strides, padding, precision=None):
+  return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_DN, precision=precision)
+
+
+def _wgrad_native(x, w_shape, w_dtype, g, strides, padding, precision):
+  w0 = jnp.zeros(w_shape, w_dtype)
+  _, vjp = jax.vjp(lambda w: _conv(x, w, strides, padding, precision), w0)
+  return vjp(g)[0]
+
+
+def _wgrad_chunked(x, w_shape, w_dtype, g, strides, padding, precision, chunk):
+  b = x.shape[0]
+  if b <= chunk:
+    return _wgrad_native(x, w_shape, w_dtype, g, strides, padding, precision)
+  # Unrolled on purpose (see module docstring); partial sums in float32 for low-precision inputs.
+  acc_dtype = jnp.promote_types(w_dtype, jnp.float32)
+  acc = None
+  for i in range(0, b, chunk):
+    d = _wgrad_native(x[i:i + chunk], w_shape, w_dtype, g[i:i + chunk], strides, padding, precision)
+    d = d.astype(acc_dtype)
+    acc = d if acc is None else acc + d
+  return acc.astype(w_dtype)
+
+
+def _taps(x, w_shape, g_shape, strides, padding):
+  kh, kw = w_shape[:2]
+  ho, wo = g_shape[1:3]
+  sh, sw = strides
+  xp = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+  return [xp[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :] for i in range(kh) for j in range(kw)]
+
+
+def _wgrad_taps(x, w_shape, w_dtype, g, strides, padding, precision):
+  dn = (((0, 1, 2), (0, 1, 2)), ((), ()))
+  acc = jnp.promote_types(w_dtype, jnp.float32)
+  cols = _taps(x, w_shape, g.shape, strides, padding)
+  d = [lax.dot_general(c, g, dn, precision=precision, preferred_element_type=acc) for c in cols]
+  return jnp.stack(d).reshape(w_shape).astype(w_dtype)
+
+
+def _wgrad_im2col(x, w_shape, w_dtype, g, strides, padding, precision):
+  kh, kw, ci, co = w_shape
+  acc = jnp.promote_types(w_dtype, jnp.float32)
+  cols = jnp.concatenate(_taps(x, w_shape, g.shape, strides, padding), axis=-1).reshape(-1, kh * kw * ci)
+  d = lax.dot_general(cols, g.reshape(-1, co), (((0,), (0,)), ((), ())), precision=precision,
+                      preferred_element_type=acc)
+  return d.reshape(w_shape).astype(w_dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _conv2d(x, w, strides, padding, impl, chunk, precision):
+  return _conv(x, w, strides, padding, precision)
+
+
+def _conv2d_fwd(x, w, strides, padding, impl, chunk, precision):
+  return _conv(x, w, strides, padding, precision), (x, w)
+
+
+def _conv2d_bwd(strides, padding, impl, chunk, precision, res, g):
+  x, w = res
+  _, vjp_x = jax.vjp(lambda x: _conv(x, w, strides, padding, precision), x)
+  dx = vjp_x(g)[0]
+  args = (x, w.shape, w.dtype, g, strides, padding, precision)
+  if impl == "chunked":
+    dw = _wgrad_chunked(*args, chunk)
+  elif impl == "taps":
+    dw = _wgrad_taps(*args)
+  elif impl == "im2col":
+    dw = _wgrad_im2col(*args)
+  else:
+    dw = _wgrad_native(*args)
+  return dx, dw
+
+
+_conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def conv2d(x, w, strides: Sequence[int] = (1, 1), padding: Any = "SAME", impl: str = "auto",
+           chunk: int = DEFAULT_CHUNK, precision=None):
+  """2-D convolution, x [B, H, W, Cin] (NHWC), w [kh, kw, Cin, Cout] (HWIO) → [B, Ho, Wo, Cout].
+
+  Same values as `lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=('NHWC','HWIO','NHWC'))`;
+  only the weight gradient's formulation differs (see module docstring). padding: 'SAME', 'VALID', an int, or
+  explicit ((lo, hi), (lo, hi)) pairs as in PyTorch-style ((1, 1), (1, 1)).
+  """
+  strides = tuple(int(s) for s in strides)
+  pads = _pairs(padding, w.shape[:2], strides, x.shape[1:3])
+  if impl == "auto" and not os.environ.get(ENV_VAR) and x.shape[1] * x.shape[2] < MIN_CHUNKED_PIXELS:
+    impl = "native"  # tiny maps (8×8 digits): no gain measured, and unrolled chunks cost 2–3× compile time
+  impl = resolve_impl(impl)
+  if impl == "native":
+    return _conv(x, w, strides, pads, precision)
+  return _conv2d(x, w, strides, pads, impl, int(chunk), precision)
+
+
+def _tuple(v, n=2):
+  return (v,) * n if isinstance(v, int) else tuple(v)
+
+
+class Conv(nn.Module):
+  """`nn.Conv` (2-D, NHWC) with a selectable weight-gradient formulation; same parameters as nn.Conv.
+
+  impl: 'auto' (environment variable LTJAX_CONV_IMPL, else select_impl(jax.default_backend())), or one of IMPLS.
+  chunk: batch chunk size of the 'chunked' weight gradient.
+  """
+
+  features: int
+  kernel_size: int | Sequence[int] = (3, 3)
+  strides: None | int | Sequence[int] = 1
+  padding: Any = "SAME"
+  use_bias: bool = True
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  precision: Any = None
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros_init()
+  impl: str = "auto"
+  chunk: int = DEFAULT_CHUNK
+
+  @nn.compact
+  def __call__(self, x):
+    if isinstance(self.kernel_size, int):  # nn.Conv reads an int as a 1-D kernel
+      raise TypeError(f"ltjax Conv is 2-D: give kernel_size as a pair, got {self.kernel_size}")
+    kernel_size = tuple(self.kernel_size)
+    if len(kernel_size) != 2:
+      raise ValueError(f"ltjax Conv is 2-D only, got kernel_size {self.kernel_size}")
+    strides = _tuple(self.strides if self.strides is not None else 1)
+    unbatched = x.ndim == 3
+    if unbatched:
+      x = x[None]
+    if x.ndim != 4:
+      raise ValueError(f"ltjax Conv expects [B, H, W, C] or [H, W, C] input, got shape {x.shape}")
+    kernel = self.param("kernel", self.kernel_init, kernel_size + (x.shape[-1], self.features), self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+    x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = conv2d(x, kernel, strides, self.padding, impl=self.impl, chunk=self.chunk, precision=self.precision)
+    if bias is not None:
+      y = y + bias.reshape((1, 1, 1, -1))
+    return y[0] if unbatched else y
