@@ -6,8 +6,8 @@ same code as CIFAR-LT.
 
 Command:
   python main.py --config configs/quickstart.py --workdir runs/quickstart
-Expected: a few minutes on 2 CPU cores; top-1 ≈ 90% or higher on the balanced test set (see docs/BENCHMARKS.md
-for the measured figures).
+Expected: about 45 s on 2 CPU cores; best top-1 96.3% on the balanced test set, many/medium/few 100.0 / 98.3 /
+86.7, ECE 2.5% (measured, docs/BENCHMARKS.md).
 """
 
 from ltjax.config import default
