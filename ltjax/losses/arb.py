@@ -1,10 +1,16 @@
 """ARB-Loss and its variants (spec ARB_AND_SEMISELF §2.1–2.2).
 
-With clamped logits ẑ = clip(z, −30, 30) (gradient zero outside), counts n [C] and w_ic = n_c / n_{y_i}:
+Shapes: logits z [B, C] (any float dtype, computed in float32), labels y [B] int, counts n [C] (non-negative;
+n_{y_i} > 0 is required for every label in the batch, which batch counts guarantee).
+
+With clamped logits ẑ = clip(z, −clamp, clamp) (clamp = 30; the gradient passes where −clamp ≤ z ≤ clamp,
+*inclusive*, as torch.clamp does, and is zero outside) and w_ic = n_c / n_{y_i}:
+
   S_i = Σ_c w_ic·e^{ẑ_ic},   p_i = e^{ẑ_{i,y_i}} / S_i,   ℓ_i = −log p_i
-      = −(ẑ_{i,y_i} + log n_{y_i}) + logsumexp_c(ẑ_ic + log n_c)
-Classes with n_c = 0 (absent from the batch) drop out of the sum. ∂ℓ_i/∂z_ic = [w_ic e^{ẑ_ic}/S_i − 1{c=y_i}]
-·1{|z_ic| ≤ 30}.
+      = −(ẑ_{i,y_i} + log n_{y_i}) + logsumexp_c(ẑ_ic + log n_c)        (the form computed here)
+
+Classes with n_c = 0 (absent from the batch) drop out of the sum (log n_c = −∞, masked without NaN in value or
+gradient). ∂ℓ_i/∂z_ic = [w_ic e^{ẑ_ic}/S_i − 1{c=y_i}]·1{|z_ic| ≤ clamp}.
 """
 
 from __future__ import annotations
@@ -15,58 +21,71 @@ import jax.numpy as jnp
 REDUCTIONS = ("mean", "sum")
 
 
+def check_reduction(reduction: str) -> str:
+  """Raise ValueError unless `reduction` is 'mean' or 'sum' (anything else raises upstream too)."""
+  if reduction not in REDUCTIONS:
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+  return reduction
+
+
 def batch_class_counts(labels, num_classes: int):
-  """n_c = #{i : y_i = c}, float32 [C]."""
-  return jnp.zeros([num_classes], jnp.float32).at[labels].add(1.0)
+  """n_c = #{i : y_i = c} over the batch labels [B] → float32 [C] (0 for absent classes)."""
+  return jnp.zeros([num_classes], jnp.float32).at[jnp.asarray(labels).astype(jnp.int32)].add(1.0)
 
 
 def _reduce(per_example, reduction: str):
-  if reduction == "mean":
-    return jnp.mean(per_example)
-  if reduction == "sum":
-    return jnp.sum(per_example)
-  raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+  check_reduction(reduction)
+  return jnp.mean(per_example) if reduction == "mean" else jnp.sum(per_example)
+
+
+def clamp_logits(logits, clamp: float = 30.0):
+  """ẑ = min(max(z, −clamp), clamp) in float32 with torch.clamp's gradient: 1 where −clamp ≤ z ≤ clamp (inclusive,
+  unlike jnp.clip whose gradient is 1/2 at the bounds), 0 outside."""
+  z = jnp.asarray(logits, jnp.float32)
+  inside = (z >= -clamp) & (z <= clamp)
+  return jnp.where(inside, z, jax.lax.stop_gradient(jnp.clip(z, -clamp, clamp)))
 
 
 def arb_log_prob(logits, labels, counts, clamp: float = 30.0):
-  """log p_i [B] of the ARB softmax (see module docstring)."""
-  z = jnp.clip(jnp.asarray(logits, jnp.float32), -clamp, clamp)
+  """log p_i [B] of the ARB softmax: (ẑ_{i,y_i} + log n_{y_i}) − logsumexp_c(ẑ_ic + log n_c) over classes n_c > 0."""
+  z = clamp_logits(logits, clamp)
   n = jnp.asarray(counts, jnp.float32)
   present = n > 0
-  log_n = jnp.log(jnp.where(present, n, 1.0))
+  log_n = jnp.log(jnp.where(present, n, 1.0))          # safe log; absent classes are masked below
   shifted = jnp.where(present, z + log_n, -jnp.inf)
   lse = jax.nn.logsumexp(shifted, axis=-1)
-  target = jnp.take_along_axis(z + log_n, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+  y = jnp.asarray(labels).astype(jnp.int32)
+  target = jnp.take_along_axis(z + log_n, y[:, None], axis=-1)[:, 0]
   return target - lse
 
 
 def arb_loss(logits, labels, counts, clamp: float = 30.0, reduction: str = "mean"):
-  """ARB-Loss: reduction over ℓ_i = −log p_i."""
-  if reduction not in REDUCTIONS:
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+  """ARB-Loss (§2.1): L = mean_i ℓ_i (or Σ_i ℓ_i for reduction='sum'), ℓ_i = −log p_i (module docstring).
+  logits [B, C], labels [B], counts [C] → scalar float32. Other reductions raise ValueError."""
+  check_reduction(reduction)
   return _reduce(-arb_log_prob(logits, labels, counts, clamp), reduction)
 
 
 def arb_focal_loss(logits, labels, counts, alpha: float = 1.0, gamma: float = 2.0, clamp: float = 30.0,
                    reduction: str = "mean"):
-  """ARB focal (§2.2): ℓ_i = −α (1 − p_i)^γ log p_i."""
-  if reduction not in REDUCTIONS:
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+  """ARB focal (§2.2, `ARB_Loss_FL`): ℓ_i = −α (1 − p_i)^γ log p_i with p_i the ARB probability; mean or sum.
+  logits [B, C], labels [B], counts [C] → scalar."""
+  check_reduction(reduction)
   logp = arb_log_prob(logits, labels, counts, clamp)
   return _reduce(-alpha * (1.0 - jnp.exp(logp)) ** gamma * logp, reduction)
 
 
 def weighted_arb_loss(logits, labels, counts, mode: str = "batch", clamp: float = 30.0, reduction: str = "mean"):
-  """Weighted ARB (§2.2): ℓ_i = ω_i·(−log p_i), ω_i = m̄ / n_{y_i}; m̄ = B / #{c : n_c > 0} (batch) or Σ_c n_c / C
-  (global)."""
-  if reduction not in REDUCTIONS:
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+  """Weighted ARB (§2.2, `WARB_Loss`): ℓ_i = ω_i·(−log p_i), ω_i = m̄ / n_{y_i} with
+  m̄ = B / #{c : n_c > 0} (mode 'batch', counts are batch counts) or m̄ = Σ_c n_c / C (mode 'global'); mean or sum.
+  logits [B, C], labels [B], counts [C] → scalar."""
+  check_reduction(reduction)
   n = jnp.asarray(counts, jnp.float32)
   if mode == "batch":
-    m = labels.shape[0] / jnp.sum(n > 0)
+    m = jnp.float32(jnp.shape(labels)[0]) / jnp.sum(n > 0).astype(jnp.float32)
   elif mode == "global":
-    m = jnp.sum(n) / n.shape[0]
+    m = jnp.sum(n) / jnp.float32(n.shape[0])
   else:
-    raise ValueError(f"mode must be 'batch' or 'global', got {mode!r}")
-  omega = m / n[labels]
+    raise ValueError(f"weighted ARB mode must be 'batch' or 'global', got {mode!r}")
+  omega = m / n[jnp.asarray(labels).astype(jnp.int32)]
   return _reduce(-omega * arb_log_prob(logits, labels, counts, clamp), reduction)
