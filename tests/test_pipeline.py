@@ -125,3 +125,20 @@ def test_eval_input_pads_and_masks():
   assert mask.sum() == 23 and mask[:23].all()
   np.testing.assert_array_equal(np.concatenate([b["index"] for b in bs])[:23], np.arange(23))
   np.testing.assert_allclose(bs[0]["image"][0], split.images[0] / 255.0, atol=1e-6)
+
+
+def test_prefetch_thread_stops_when_the_consumer_does():
+  import threading
+  import time
+  before = threading.active_count()
+  it = pipeline.prefetch(iter(range(1000)), lambda x: x, size=2)
+  assert next(it) == 0
+  it.close()  # what happens when the training loop raises mid-epoch
+  for _ in range(50):
+    if threading.active_count() <= before:
+      break
+    time.sleep(0.05)
+  assert threading.active_count() <= before
+  assert list(pipeline.prefetch(iter(range(5)), lambda x: 2 * x)) == [0, 2, 4, 6, 8]
+  with pytest.raises(ZeroDivisionError):
+    list(pipeline.prefetch(iter(range(3)), lambda x: 1 // (x - 1)))

@@ -167,24 +167,39 @@ def _batched(ds, batches: Batches, start_step: int) -> Iterator[dict]:
 
 
 def prefetch(iterator: Iterator[dict], convert: Callable[[dict], dict], size: int = 2) -> Iterator[dict]:
-  """Run `convert` (host → device transfer) in a background thread, keeping `size` batches in flight."""
+  """Run `convert` (host → device transfer) in a background thread, keeping `size` batches in flight. The thread
+  stops when the consumer does (exhausted, closed, or abandoned after an exception)."""
   q: queue.Queue = queue.Queue(maxsize=size)
   done = object()
+  stop = threading.Event()
+
+  def put(item) -> bool:
+    while not stop.is_set():
+      try:
+        q.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        continue
+    return False
 
   def worker():
     try:
       for item in iterator:
-        q.put(convert(item))
-      q.put(done)
+        if not put(convert(item)):
+          return
+      put(done)
     except BaseException as e:  # surfaced in the consumer thread
-      q.put(e)
+      put(e)
 
   t = threading.Thread(target=worker, daemon=True)
   t.start()
-  while True:
-    item = q.get()
-    if item is done:
-      return
-    if isinstance(item, BaseException):
-      raise item
-    yield item
+  try:
+    while True:
+      item = q.get()
+      if item is done:
+        return
+      if isinstance(item, BaseException):
+        raise item
+      yield item
+  finally:
+    stop.set()

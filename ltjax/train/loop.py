@@ -7,6 +7,7 @@ the best one, and writes `results.json`. Restarted with the same workdir, it res
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -225,38 +226,39 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
       epoch, start = divmod(step, spe)
       state = run.method.on_epoch_start(epoch, state, run)
       hparams = jax.device_put(run.method.epoch_hparams(epoch), step_lib.replicated(run.mesh))
-      batches = pipeline.prefetch(run.train_input.epoch(epoch, start),
-                                  lambda b: step_lib.to_global(b, run.mesh))
+      batches = contextlib.closing(pipeline.prefetch(run.train_input.epoch(epoch, start),
+                                                     lambda b: step_lib.to_global(b, run.mesh)))
       bar = _progress(cfg, spe, start, epoch, epochs)
       pending, t0, n_img = [], time.perf_counter(), 0
-      for batch in batches:
-        state, m = train_step(state, batch, hparams)
-        pending.append(m)
-        n_img += batch["label"].shape[0]
-        step += 1
-        end_of_epoch = step % spe == 0
-        stop = preempt["flag"] or (stop_at_step is not None and step >= stop_at_step)
-        if len(pending) >= cfg.train.log_every or end_of_epoch or stop:
-          host = jax.device_get(pending)
-          losses = np.array([h["loss"] for h in host])
-          if not np.all(np.isfinite(losses)):
-            bad = step - len(pending) + int(np.argmin(np.isfinite(losses))) + 1
-            raise TrainingDiverged(
-                f"the loss became {losses[~np.isfinite(losses)][0]} at step {bad} (epoch {epoch}); nothing after "
-                f"step {last_saved} was saved, and the last good checkpoint is in {workdir}/checkpoints/last. "
-                "Lower config.optim.lr or check the data and loss settings, then rerun to resume from it.")
-          dt = time.perf_counter() - t0
-          avg = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
-          avg["images_per_sec"] = n_img / max(dt, 1e-9)
-          writer.write(step, "train", avg, epoch=epoch)
-          if bar is not None:
-            bar.set_postfix(loss=f"{avg['loss']:.4f}", lr=f"{avg['lr']:.4g}", img_s=f"{avg['images_per_sec']:.0f}")
-            bar.update(len(pending))
-          pending, t0, n_img = [], time.perf_counter(), 0
-        if stop and not end_of_epoch:
-          save()
-          raise Preempted(f"stopped at step {step} (epoch {epoch}); the state is saved in {workdir}: rerun the same "
-                          "command to resume")
+      with batches as batch_iter:
+        for batch in batch_iter:
+          state, m = train_step(state, batch, hparams)
+          pending.append(m)
+          n_img += batch["label"].shape[0]
+          step += 1
+          end_of_epoch = step % spe == 0
+          stop = preempt["flag"] or (stop_at_step is not None and step >= stop_at_step)
+          if len(pending) >= cfg.train.log_every or end_of_epoch or stop:
+            host = jax.device_get(pending)
+            losses = np.array([h["loss"] for h in host])
+            if not np.all(np.isfinite(losses)):
+              bad = step - len(pending) + int(np.argmin(np.isfinite(losses))) + 1
+              raise TrainingDiverged(
+                  f"the loss became {losses[~np.isfinite(losses)][0]} at step {bad} (epoch {epoch}); nothing after "
+                  f"step {last_saved} was saved, and the last good checkpoint is in {workdir}/checkpoints/last. "
+                  "Lower config.optim.lr or check the data and loss settings, then rerun to resume from it.")
+            dt = time.perf_counter() - t0
+            avg = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+            avg["images_per_sec"] = n_img / max(dt, 1e-9)
+            writer.write(step, "train", avg, epoch=epoch)
+            if bar is not None:
+              bar.set_postfix(loss=f"{avg['loss']:.4f}", lr=f"{avg['lr']:.4g}", img_s=f"{avg['images_per_sec']:.0f}")
+              bar.update(len(pending))
+            pending, t0, n_img = [], time.perf_counter(), 0
+          if stop and not end_of_epoch:
+            save()
+            raise Preempted(f"stopped at step {step} (epoch {epoch}); the state is saved in {workdir}: rerun the same "
+                            "command to resume")
       if bar is not None:
         bar.close()
       done_epochs = step // spe
