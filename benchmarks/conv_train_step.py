@@ -12,7 +12,6 @@ Prints one JSON line per variant.
 
 import argparse
 import functools
-import json
 import os
 import platform
 import sys
@@ -26,40 +25,15 @@ import numpy as np  # noqa: E402
 
 
 def build(a, conv_cls):
-  from ltjax import config as config_lib
-  from ltjax import methods
-  from ltjax.data import pipeline
-  from ltjax.data.sources import Dataset, Split
-  from ltjax.data.stats import ClassStats
-  from ltjax.models import create_model
-  from ltjax.train import loop, optim, step as step_lib
-
-  cfg = config_lib.default()
-  cfg.model.name, cfg.loss.name = a.model, "ce"
-  cfg.train.batch_size = a.batch
-  n = a.batch * 2
-  rng = np.random.RandomState(0)
-  labels = (np.arange(n) % a.classes).astype(np.int32)
-  images = rng.randint(0, 256, (n, a.size, a.size, 3)).astype(np.uint8)
-  split = Split(images=images, labels=labels, indices=np.arange(n))
-  data = Dataset(name="synthetic", num_classes=a.classes, train=split, test=split, val=None, mean=(0.5,) * 3,
-                 std=(0.25,) * 3, crop_padding=4, flip=True)
-  stats = ClassStats.from_labels(labels, a.classes)
-  method = methods.REGISTRY["supervised"](cfg, stats, labels)
-  mesh = step_lib.make_mesh(0)
-  batches = pipeline.Batches(n, a.batch, mesh.devices.size, drop_remainder=True)
-  train_input = pipeline.TrainInput(split, batches, seed=0, mean=data.mean, std=data.std, crop_padding=4, flip=True)
-  model = create_model(a.model, a.classes, conv=conv_cls)
-  schedule = optim.epoch_schedule(np.full([10], 0.1), batches.steps_per_epoch)
-  tx = optim.sgd(schedule, momentum=0.9, weight_decay=5e-4)
-  run = loop.Run(cfg, data, stats, method, model, mesh, train_input, schedule, tx)
-  state = loop.create_state(run, 0)
-  train_step = step_lib.make_train_step(method, model.apply, tx, schedule, mesh)
-  batch = step_lib.to_global(next(train_input.epoch(0)), mesh)
-  return train_step, state, batch, method.epoch_hparams(0)
+  from common import build_step
+  from ltjax.train import step as step_lib
+  train_step, state, train_input, mesh, hparams = build_step(a.model, a.batch, a.classes, a.size, conv=conv_cls,
+                                                             batches_per_epoch=2)
+  return train_step, state, step_lib.to_global(next(train_input.epoch(0)), mesh), hparams
 
 
 def main():
+  from common import emit
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--model", default="resnet32")
   p.add_argument("--batch", type=int, default=128)
@@ -100,11 +74,7 @@ def main():
            "step_ms": round(1e3 * t, 1), "first_step_s": round(r["first"], 2), "loss_step2": round(r["loss"], 6),
            "rounds": a.rounds, "steps_per_round": a.steps, "load_avg_1m": os.getloadavg()[0],
            "cpu_count": os.cpu_count(), "machine": platform.machine(), "jax": jax.__version__}
-    line = json.dumps(res)
-    print(line, flush=True)
-    if a.out:
-      with open(a.out, "a") as f:
-        f.write(line + "\n")
+    emit(res, a.out)
 
 
 if __name__ == "__main__":

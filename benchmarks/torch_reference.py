@@ -11,7 +11,6 @@ Prints one JSON line per (mode, batch). PyTorch is an optional benchmark depende
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -117,6 +116,7 @@ def bench(mode, batch, steps, warmup, classes, channels_last):
 
 
 def main():
+  from common import emit
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--batch", type=int, nargs="+", default=[128, 512])
   p.add_argument("--modes", default="eager,compile")
@@ -132,11 +132,7 @@ def main():
         res = bench(mode, batch, a.steps, a.warmup, a.classes, a.channels_last)
       except Exception as e:  # torch.compile needs a C++ compiler; report and go on
         res = {"framework": "torch", "mode": mode, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
-      line = json.dumps(res)
-      print(line, flush=True)
-      if a.out:
-        with open(a.out, "a") as f:
-          f.write(line + "\n")
+      emit(res, a.out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Prints one JSON line per configuration (also appended to --out if given).
 """
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -46,36 +45,11 @@ def main():
   p.add_argument("--out", default="")
   a = p.parse_args()
 
-  from ltjax import config as config_lib
+  from common import build_step, emit
   from ltjax.data import pipeline
-  from ltjax.data.sources import Dataset, Split
-  from ltjax.data.stats import ClassStats
-  from ltjax import methods
-  from ltjax.models import create_model
-  from ltjax.train import loop, optim, step as step_lib
+  from ltjax.train import step as step_lib
 
-  cfg = config_lib.default()
-  cfg.model.name, cfg.model.dtype, cfg.loss.name = a.model, a.dtype, a.loss
-  cfg.train.batch_size = a.batch
-  n = a.batch * 8
-  rng = np.random.RandomState(0)
-  labels = (np.arange(n) % a.classes).astype(np.int32)
-  images = rng.randint(0, 256, (n, a.size, a.size, 3)).astype(np.uint8)
-  split = Split(images=images, labels=labels, indices=np.arange(n))
-  data = Dataset(name="synthetic", num_classes=a.classes, train=split, test=split, val=None, mean=(0.5,) * 3,
-                 std=(0.25,) * 3, crop_padding=4, flip=True)
-  stats = ClassStats.from_labels(labels, a.classes)
-  method = methods.REGISTRY["supervised"](cfg, stats, labels)
-  mesh = step_lib.make_mesh(0)
-  batches = pipeline.Batches(n, a.batch, mesh.devices.size, drop_remainder=True)
-  train_input = pipeline.TrainInput(split, batches, seed=0, mean=data.mean, std=data.std, crop_padding=4, flip=True)
-  model = create_model(a.model, a.classes, head="cosine" if a.loss == "ldam" else "linear", dtype=a.dtype)
-  schedule = optim.epoch_schedule(np.full([10], 0.1), batches.steps_per_epoch)
-  tx = optim.sgd(schedule, momentum=0.9, weight_decay=5e-4)
-  run = loop.Run(cfg, data, stats, method, model, mesh, train_input, schedule, tx)
-  state = loop.create_state(run, 0)
-  train_step = step_lib.make_train_step(method, model.apply, tx, schedule, mesh)
-  hparams = method.epoch_hparams(0)
+  train_step, state, train_input, mesh, hparams = build_step(a.model, a.batch, a.classes, a.size, a.loss, a.dtype)
 
   def batch_iter():
     e = 0
@@ -110,11 +84,7 @@ def main():
       "device_kind": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(), "machine": platform.machine(),
       "jax": jax.__version__, **{k: round(v, 1) for k, v in peak_memory_mb().items()},
   }
-  line = json.dumps(res)
-  print(line)
-  if a.out:
-    with open(a.out, "a") as f:
-      f.write(line + "\n")
+  emit(res, a.out)
 
 
 if __name__ == "__main__":
