@@ -147,11 +147,16 @@ def test_ce_bf16_is_upcast():
 
 # ---------------------------------------------------------------- focal (SS quirk)
 
+def counts_for(c):
+  return CIFAR10_001 if c == 10 else CIFAR100_001
+
+
+@pytest.mark.parametrize("c", [10, 100])
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_focal_value_and_grad(gamma, weighted):
-  z, y = data()
-  w = losses.effective_number_weights(CIFAR10_001).astype(np.float64) if weighted else None
+def test_focal_value_and_grad(c, gamma, weighted):
+  z, y = data(c=c, b=8 if c == 100 else 16)
+  w = losses.effective_number_weights(counts_for(c)).astype(np.float64) if weighted else None
   jw = None if w is None else jnp.asarray(w)
   v, g = jval_grad(losses.focal_loss, z, jnp.asarray(y), gamma, jw)
   assert_close(v, ref_focal(z, y, gamma, w))
@@ -183,13 +188,14 @@ def test_ldam_margins_spec_vector():
   np.testing.assert_allclose(m / m[0], ratio, rtol=1e-6)
 
 
+@pytest.mark.parametrize("c", [10, 100])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_ldam_value_and_grad(weighted):
+def test_ldam_value_and_grad(c, weighted):
   rng = np.random.RandomState(3)
-  z = np.tanh(rng.randn(16, 10))  # cosines
-  y = rng.randint(0, 10, 16)
-  m = losses.ldam_margins(CIFAR10_001).astype(np.float64)
-  w = losses.effective_number_weights(CIFAR10_001).astype(np.float64) if weighted else None
+  z = np.tanh(rng.randn(16, c))  # cosines
+  y = rng.randint(0, c, 16)
+  m = losses.ldam_margins(counts_for(c)).astype(np.float64)
+  w = losses.effective_number_weights(counts_for(c)).astype(np.float64) if weighted else None
   v, g = jval_grad(losses.ldam_loss, z, jnp.asarray(y), jnp.asarray(m, jnp.float32), 30.0,
                    None if w is None else jnp.asarray(w))
   assert_close(v, ref_ldam(z, y, m, 30.0, w))
@@ -198,9 +204,10 @@ def test_ldam_value_and_grad(weighted):
 
 # ---------------------------------------------------------------- balanced softmax, LAS
 
-def test_balanced_softmax_matches_ce_on_shifted_logits_and_global_arb():
-  z, y = data(c=10)
-  n = CIFAR10_001.astype(np.float64)
+@pytest.mark.parametrize("c", [10, 100])
+def test_balanced_softmax_matches_ce_on_shifted_logits_and_global_arb(c):
+  z, y = data(c=c, b=8)
+  n = counts_for(c).astype(np.float64)
   v, g = jval_grad(losses.balanced_softmax_loss, z, jnp.asarray(y), jnp.asarray(n))
   assert_close(v, ref_ce(z + np.log(n), y))
   assert_close(v, ref_arb(z, y, n))  # no logit clamped at scale 3
@@ -224,6 +231,8 @@ def test_las_epsilons_formulas(shape):
 def test_las_epsilons_bad_shape_and_degenerate_counts():
   with pytest.raises(ValueError, match="shape"):
     losses.las_epsilons(CIFAR10_001, 0.3, 0.0, "wiggly")
+  with pytest.raises(ValueError, match="power"):  # MiSLAS leaves ε undefined for 'exp' without a power
+    losses.las_epsilons(CIFAR10_001, 0.3, 0.0, "exp")
   np.testing.assert_allclose(losses.las_epsilons([5, 5, 5], 0.3, 0.1, "convex"), 0.1, atol=1e-7)
 
 
@@ -334,11 +343,12 @@ def test_arb_focal_value_and_grad(c, reduction):
   assert_close(v0, ref_arb(z, y, n, reduction))
 
 
+@pytest.mark.parametrize("c", [10, 100])
 @pytest.mark.parametrize("mode", ["batch", "global"])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_weighted_arb_value_and_grad(mode, reduction):
-  z, y = data(b=12, c=10, seed=11)
-  n = ref_counts(y, 10) if mode == "batch" else CIFAR10_001.astype(np.float64)
+def test_weighted_arb_value_and_grad(c, mode, reduction):
+  z, y = data(b=12, c=c, seed=11)
+  n = ref_counts(y, c) if mode == "batch" else counts_for(c).astype(np.float64)
   v, g = jval_grad(losses.weighted_arb_loss, z, jnp.asarray(y), jnp.asarray(n, jnp.float32), mode, 30.0, reduction)
   assert_close(v, ref_warb(z, y, n, mode, reduction))
   assert_close(g, fd_grad(lambda zz: ref_warb(zz, y, n, mode, reduction), z), rtol=1e-4, atol=1e-6)
@@ -456,7 +466,10 @@ def test_registry_factories_equal_direct_functions(arb_counts, reduction):
              arb_focal_alpha=0.5, arb_focal_gamma=1.5)
   jz, jy = jnp.asarray(z, jnp.float32), jnp.asarray(y)
   cw = jnp.asarray(losses.effective_number_weights(CIFAR10_001))
-  y_other = np.roll(y, 3)  # count labels differ from labels (as under mixup)
+  # count labels differ from labels (as under mixup): every label stays present, but with other counts
+  u = np.unique(y)
+  y_other = np.concatenate([u, np.full(len(y) - len(u), u[0])])
+  assert not np.array_equal(ref_counts(y_other, 10), ref_counts(y, 10))
   n_batch = losses.batch_class_counts(jnp.asarray(y_other), 10)
   n = n_batch if arb_counts == "batch" else jnp.asarray(CIFAR10_001, jnp.float32)
   margins = jnp.asarray(losses.ldam_margins(CIFAR10_001, 0.4))
@@ -477,7 +490,97 @@ def test_registry_factories_equal_direct_functions(arb_counts, reduction):
     fn = losses.make(name, cfg, CIFAR10_001)
     got = jax.jit(lambda a, b, fn=fn, kw=kw: fn(a / 10 if name == "ldam" else a, b, **kw))(jz, jy)
     assert_close(float(got), float(want))
+  # and against the float64 references, with the counts of count_labels (not of labels) in batch mode
+  n_ref = ref_counts(y_other, 10) if arb_counts == "batch" else CIFAR10_001.astype(np.float64)
+  kw = dict(count_labels=jnp.asarray(y_other))
+  assert_close(float(losses.make("arb", cfg, CIFAR10_001)(jz, jy, **kw)), ref_arb(z, y, n_ref, reduction))
+  assert_close(float(losses.make("warb", cfg, CIFAR10_001)(jz, jy, **kw)), ref_warb(z, y, n_ref, arb_counts, reduction))
+  assert_close(float(losses.make("arb_focal", cfg, CIFAR10_001)(jz, jy, **kw)),
+               ref_arb_focal(z, y, n_ref, 0.5, 1.5, reduction))
   # count_labels defaults to labels
   fn = losses.make("arb", cfg, CIFAR10_001)
   n_self = losses.batch_class_counts(jy, 10) if arb_counts == "batch" else jnp.asarray(CIFAR10_001, jnp.float32)
   assert_close(float(fn(jz, jy)), float(losses.arb_loss(jz, jy, n_self, 30.0, reduction)))
+
+
+# ---------------------------------------------------------------- edge cases, dtypes, guards
+
+def test_clamp_logits_gradient_is_torch_clamp_inclusive():
+  z = jnp.asarray([-45.0, -30.0, -29.999, 0.0, 29.999, 30.0, 45.0], jnp.float32)
+  v, g = jax.value_and_grad(lambda t: jnp.sum(losses.clamp_logits(t) * jnp.arange(1.0, 8.0)))(z)
+  np.testing.assert_array_equal(np.asarray(g), [0, 2, 3, 4, 5, 6, 0])  # 1 on [−30, 30] inclusive, 0 outside
+  np.testing.assert_array_equal(np.asarray(losses.clamp_logits(z)), np.clip(np.asarray(z), -30, 30))
+
+
+def test_arb_bf16_is_upcast():
+  z, y = data(scale=4.0)
+  zb = jnp.asarray(z, jnp.bfloat16)
+  n = ref_counts(y, 10)
+  v = losses.arb_loss(zb, jnp.asarray(y), jnp.asarray(n))
+  assert v.dtype == jnp.float32
+  assert_close(float(v), ref_arb(np.asarray(zb.astype(jnp.float32), np.float64), y, n))
+
+
+def test_arb_only_absent_class_logits_extreme_gives_finite_gradient():
+  # absent classes at ±inf-like values and at exactly the clamp: no NaN anywhere
+  y = np.array([1, 1, 2])
+  z = np.zeros((3, 5))
+  z[:, 0], z[:, 3], z[:, 4] = 1e30, -1e30, 30.0
+  v, g = jval_grad(losses.arb_loss, z, jnp.asarray(y), losses.batch_class_counts(jnp.asarray(y), 5), 30.0, "sum")
+  assert np.isfinite(v) and np.isfinite(g).all()
+  assert_close(v, ref_arb(z, y, ref_counts(y, 5), "sum"))
+  assert np.all(g[:, [0, 3, 4]] == 0)
+
+
+def test_balanced_softmax_zero_count_class_drops_out():
+  z, y = data(b=6, c=5)
+  y = np.array([0, 1, 1, 2, 4, 4])
+  n = np.array([10.0, 5.0, 2.0, 0.0, 1.0])
+  v, g = jval_grad(losses.balanced_softmax_loss, z, jnp.asarray(y), jnp.asarray(n, jnp.float32))
+  keep = n > 0
+  assert_close(v, ref_ce(z[:, keep] + np.log(n[keep]), np.cumsum(keep)[y] - 1))
+  assert np.isfinite(g).all() and np.all(g[:, 3] == 0)
+
+
+def test_weights_reject_zero_or_malformed_counts():
+  for fn in (losses.effective_number_weights, losses.ldam_margins):
+    with pytest.raises(ValueError, match="positive count"):
+      fn(np.array([10, 0, 3]))
+    with pytest.raises(ValueError, match="1-D"):
+      fn(np.ones((2, 3)))
+  with pytest.raises(ValueError, match="positive count"):
+    losses.resample_probabilities(np.array([0, 1]), np.array([4, 0]))
+
+
+def test_las_lives_in_smoothing_module():
+  from ltjax.losses import smoothing
+  assert losses.label_aware_smoothing_loss is smoothing.label_aware_smoothing_loss
+
+
+def test_non_weight_losses_refuse_class_weights():
+  z, y = data()
+  w = jnp.ones(10)
+  for name, f in losses.REGISTRY.items():
+    fn = losses.make(name, ml_collections.ConfigDict({"las_power": 3.0}), CIFAR10_001)
+    assert fn.accepts_class_weights is f.accepts_class_weights
+    zz = jnp.asarray(np.tanh(z) if name == "ldam" else z, jnp.float32)
+    base = float(fn(zz, jnp.asarray(y)))
+    if f.accepts_class_weights:
+      assert_close(float(fn(zz, jnp.asarray(y), class_weights=w)), base)  # unit weights change nothing
+    else:
+      with pytest.raises(ValueError, match="no class weights"):
+        fn(zz, jnp.asarray(y), class_weights=w)
+
+
+def test_registry_las_power_and_exp_shape():
+  z, y = data()
+  eps = losses.las_epsilons(CIFAR10_001, 0.3, 0.0, "exp", 2.0).astype(np.float64)
+  fn = losses.make("las", ml_collections.ConfigDict(dict(las_head=0.3, las_tail=0.0, las_shape="exp",
+                                                         las_power=2.0)), CIFAR10_001)
+  assert_close(float(fn(jnp.asarray(z, jnp.float32), jnp.asarray(y))), ref_las(z, y, eps))
+  with pytest.raises(ValueError, match="power"):
+    losses.make("las", ml_collections.ConfigDict(dict(las_shape="exp")), CIFAR10_001)
+  # defaults: head 0.4, tail 0.1, concave
+  fn = losses.make("las", ml_collections.ConfigDict(), CIFAR10_001)
+  eps = losses.las_epsilons(CIFAR10_001, 0.4, 0.1, "concave").astype(np.float64)
+  assert_close(float(fn(jnp.asarray(z, jnp.float32), jnp.asarray(y))), ref_las(z, y, eps))

@@ -169,6 +169,7 @@ def test_cosine_head_matches_numpy_and_handles_zero_features():
   head = CosineHead(5)
   f = np.random.default_rng(5).normal(size=(4, 16)).astype(np.float32)
   f[2] = 0.0
+  f[3] *= 1e-14 / np.linalg.norm(f[3])  # ‖f‖ < 1e-12: F.normalize divides by 1e-12, giving norm 0.01
   v = head.init(jax.random.key(0), jnp.asarray(f))
   V = np.asarray(v["params"]["kernel"], np.float64)
   np.testing.assert_allclose(np.linalg.norm(V, axis=0), 1.0, rtol=1e-6)
@@ -179,7 +180,7 @@ def test_cosine_head_matches_numpy_and_handles_zero_features():
   fn = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
   Vn = V2 / np.maximum(np.linalg.norm(V2, axis=0, keepdims=True), 1e-12)
   np.testing.assert_allclose(z, fn @ Vn, rtol=1e-5, atol=1e-6)
-  assert np.all(np.abs(z) <= 1 + 1e-6) and np.all(z[2] == 0.0)
+  assert np.all(np.abs(z) <= 1 + 1e-6) and np.all(z[2] == 0.0) and np.abs(z[3]).max() > 1e-4
   g = jax.grad(lambda f: head.apply(v, f).sum())(jnp.asarray(f))
   assert np.all(np.isfinite(np.asarray(g)))
 
@@ -206,6 +207,9 @@ def test_stride2_conv_uses_pytorch_padding():
     for j in range(4):
       ref[:, i, j] = np.einsum("bhwc,hwco->bo", xp[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3], w)
   np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+  lax_ref = jax.lax.conv_general_dilated(jnp.asarray(x), jnp.asarray(w), (2, 2), ((1, 1), (1, 1)),
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(y, np.asarray(lax_ref), rtol=1e-5, atol=1e-5)
   same = nn.Conv(4, (3, 3), strides=(2, 2), padding="SAME", use_bias=False)
   ys = np.asarray(same.apply({"params": {"kernel": jnp.asarray(w)}}, jnp.asarray(x)))
   assert not np.allclose(ys, ref, atol=1e-3)  # 'SAME' pads (0, 1): a different function

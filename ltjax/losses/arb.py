@@ -1,7 +1,8 @@
 """ARB-Loss and its variants (spec ARB_AND_SEMISELF §2.1–2.2).
 
-Shapes: logits z [B, C] (any float dtype, computed in float32), labels y [B] int, counts n [C] (non-negative;
-n_{y_i} > 0 is required for every label in the batch, which batch counts guarantee).
+Shapes: logits z [B, C] (any float dtype, computed in float32), labels y [B] int, counts n [C] float (non-negative;
+n_{y_i} > 0 is required for every label in the batch, which batch counts of the same labels — or of a permutation of
+them, as under mixup — guarantee; for a label with n_{y_i} = 0 the value is meaningless, upstream gives NaN).
 
 With clamped logits ẑ = clip(z, −clamp, clamp) (clamp = 30; the gradient passes where −clamp ≤ z ≤ clamp,
 *inclusive*, as torch.clamp does, and is zero outside) and w_ic = n_c / n_{y_i}:
@@ -34,13 +35,15 @@ def batch_class_counts(labels, num_classes: int):
 
 
 def _reduce(per_example, reduction: str):
-  check_reduction(reduction)
   return jnp.mean(per_example) if reduction == "mean" else jnp.sum(per_example)
 
 
 def clamp_logits(logits, clamp: float = 30.0):
-  """ẑ = min(max(z, −clamp), clamp) in float32 with torch.clamp's gradient: 1 where −clamp ≤ z ≤ clamp (inclusive,
-  unlike jnp.clip whose gradient is 1/2 at the bounds), 0 outside."""
+  """ẑ = min(max(z, −clamp), clamp): logits [..] → float32 [..], with torch.clamp's gradient: 1 where
+  −clamp ≤ z ≤ clamp (bounds inclusive), 0 outside.
+
+  Neither jnp primitive has that gradient at the bounds (checked in jax 0.10.2): `jnp.clip` (= minimum∘maximum)
+  gives 1/2 at z = ±clamp, `lax.clamp` gives 0 there. Hence the explicit `where`."""
   z = jnp.asarray(logits, jnp.float32)
   inside = (z >= -clamp) & (z <= clamp)
   return jnp.where(inside, z, jax.lax.stop_gradient(jnp.clip(z, -clamp, clamp)))
@@ -62,8 +65,7 @@ def arb_log_prob(logits, labels, counts, clamp: float = 30.0):
 def arb_loss(logits, labels, counts, clamp: float = 30.0, reduction: str = "mean"):
   """ARB-Loss (§2.1): L = mean_i ℓ_i (or Σ_i ℓ_i for reduction='sum'), ℓ_i = −log p_i (module docstring).
   logits [B, C], labels [B], counts [C] → scalar float32. Other reductions raise ValueError."""
-  check_reduction(reduction)
-  return _reduce(-arb_log_prob(logits, labels, counts, clamp), reduction)
+  return _reduce(-arb_log_prob(logits, labels, counts, clamp), check_reduction(reduction))
 
 
 def arb_focal_loss(logits, labels, counts, alpha: float = 1.0, gamma: float = 2.0, clamp: float = 30.0,
@@ -80,12 +82,12 @@ def weighted_arb_loss(logits, labels, counts, mode: str = "batch", clamp: float 
   m̄ = B / #{c : n_c > 0} (mode 'batch', counts are batch counts) or m̄ = Σ_c n_c / C (mode 'global'); mean or sum.
   logits [B, C], labels [B], counts [C] → scalar."""
   check_reduction(reduction)
+  if mode not in ("batch", "global"):
+    raise ValueError(f"weighted ARB mode must be 'batch' or 'global', got {mode!r}")
   n = jnp.asarray(counts, jnp.float32)
   if mode == "batch":
     m = jnp.float32(jnp.shape(labels)[0]) / jnp.sum(n > 0).astype(jnp.float32)
-  elif mode == "global":
-    m = jnp.sum(n) / jnp.float32(n.shape[0])
   else:
-    raise ValueError(f"weighted ARB mode must be 'batch' or 'global', got {mode!r}")
+    m = jnp.sum(n) / jnp.float32(n.shape[0])
   omega = m / n[jnp.asarray(labels).astype(jnp.int32)]
   return _reduce(-omega * arb_log_prob(logits, labels, counts, clamp), reduction)
