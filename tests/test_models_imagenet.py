@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ltjax.models import MODELS, create_model
-from ltjax.models.resnet_imagenet import Bottleneck, ProjectionMLP, pytorch_default_kernel
+from ltjax.models.heads import ProjectionHead
+from ltjax.models.resnet_imagenet import Bottleneck, pytorch_default_kernel
 
 
 def _count(tree):
@@ -138,7 +139,7 @@ def test_projection_head_and_cosine():
   assert v["params"]["proj"]["Dense_0"]["kernel"].shape == (2048, 32)
   assert v["params"]["proj"]["Dense_1"]["kernel"].shape == (32, 16)
   # The MLP: Dense → ReLU → Dense, PyTorch default init, against numpy.
-  mlp = ProjectionMLP((6, 3))
+  mlp = ProjectionHead((6, 3))
   f = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
   pv = mlp.init(jax.random.key(1), f)["params"]
   w0, b0 = np.asarray(pv["Dense_0"]["kernel"]), np.asarray(pv["Dense_0"]["bias"])

@@ -168,9 +168,12 @@ class TrainInput:
 
   def __init__(self, split: Split, batches: Batches, *, seed: int, mean, std, crop_padding: int, flip: bool,
                probabilities_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None,
-               augment_fn: Optional[AugmentFn] = None, recipe: Optional[augment.ImageRecipe] = None):
+               augment_fn: Optional[AugmentFn] = None,
+               order_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None,
+               recipe: Optional[augment.ImageRecipe] = None):
     self.split, self.batches, self.seed = split, batches, seed
     self.probabilities_fn = probabilities_fn or (lambda epoch: None)
+    self.order_fn = order_fn or (lambda epoch: None)
     if split.file_backed:
       # File-backed: encoded bytes → example. A method's own augment_fn gets the whole decoded uint8 image.
       recipe = recipe or augment.ImageRecipe()
@@ -185,9 +188,23 @@ class TrainInput:
   def steps_per_epoch(self) -> int:
     return self.batches.steps_per_epoch
 
+  def order(self, epoch: int) -> np.ndarray:
+    """Indices of epoch `epoch`: `order_fn(epoch)` when it gives one (its length must equal the batch layout's
+    num_examples), else a permutation or draws ∝ `probabilities_fn(epoch)`."""
+    order = self.order_fn(epoch)
+    if order is None:
+      return epoch_order(len(self.split.labels), self.seed, epoch, self.probabilities_fn(epoch))
+    order = np.asarray(order, np.int64)
+    if order.ndim != 1 or len(order) != self.batches.num_examples:
+      raise ValueError(f"epoch_order({epoch}) gave {order.shape} indices, but the epoch holds "
+                       f"{self.batches.num_examples}: a method's epoch order must have the same length every epoch")
+    if order.size and (order.min() < 0 or order.max() >= len(self.split.labels)):
+      raise ValueError(f"epoch_order({epoch}) holds indices outside [0, {len(self.split.labels)})")
+    return order
+
   def epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
     import tensorflow as tf
-    order = epoch_order(len(self.split.labels), self.seed, epoch, self.probabilities_fn(epoch))
+    order = self.order(epoch)
     pos = self.batches.local_positions(start_step)
     idx = order[pos]
     epoch_seed = tf.constant([self.seed, epoch], tf.int64)

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from ltjax.models.conv import Conv
-from ltjax.models.heads import HEADS, CosineHead
+from ltjax.models.heads import HEADS, CosineHead, ProjectionHead
 from ltjax.models.layers import BatchNorm, kaiming_normal_fan_out, pytorch_linear_bias
 
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -72,24 +72,6 @@ class TorchLinear(nn.Module):
     w = self.param("kernel", pytorch_default_kernel, (d, self.features), jnp.float32)
     b = self.param("bias", pytorch_linear_bias(d), (self.features,), jnp.float32)
     return f.astype(jnp.float32) @ w + b
-
-
-class ProjectionMLP(nn.Module):
-  """f [B, D] → Dense(d0) → ReLU → … → ReLU → Dense(d_last) [B, d_last] (float32, not normalised).
-
-  Every Dense is PyTorch's default nn.Linear (W, b ~ U(±1/√fan_in)); layer i is named `Dense_i` under `proj/`.
-  """
-
-  dims: Sequence[int]
-
-  @nn.compact
-  def __call__(self, f):
-    x = f.astype(jnp.float32)
-    for i, d in enumerate(self.dims):
-      if i:
-        x = nn.relu(x)
-      x = TorchLinear(int(d), name=f"Dense_{i}")(x)
-    return x
 
 
 def make_head(kind: str, num_classes: int):
@@ -171,7 +153,7 @@ def resnet_trunk(x, train: bool, *, stage_blocks: Sequence[int], groups: int = 1
 def _outputs(features, num_classes, head, projection):
   out = {"logits": make_head(head, num_classes)(features).astype(jnp.float32), "features": features}
   if projection:
-    out["projection"] = ProjectionMLP(tuple(projection), name="proj")(features)
+    out["projection"] = ProjectionHead(tuple(projection), name="proj")(features)
   return out
 
 
