@@ -3,10 +3,11 @@ ColorJitter + normalise (the train path of ltjax.data.augment.large_scale_train)
 Resize 256 + CenterCrop 224), on generated JPEGs of ImageNet's typical size (default 500×375, quality 90).
 
   python benchmarks/input_pipeline.py --images 512 --threads 1 2
-  python benchmarks/input_pipeline.py --images 2048 --threads 1 4 8 16 --full-decode
+  python benchmarks/input_pipeline.py --images 2048 --threads 1 4 8 16 --window-decode
 
 `--threads k` runs the tf.data map on a private pool of k threads (k host cores); images/s per core = rate / k.
-`--full-decode` decodes whole JPEGs before cropping (ImageRecipe.window_decode=False, torchvision's pixels).
+`--window-decode` decodes only the crop window of each JPEG (ImageRecipe.window_decode=True; default off =
+whole-image decode, torchvision's pixels).
 Prints one JSON line per (path, threads).
 """
 
@@ -63,7 +64,7 @@ def main():
   p.add_argument("--width", type=int, default=500)
   p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
   p.add_argument("--epochs", type=int, default=2)
-  p.add_argument("--full-decode", action="store_true")
+  p.add_argument("--window-decode", action="store_true")
   p.add_argument("--dir", default="")
   p.add_argument("--out", default="")
   a = p.parse_args()
@@ -74,7 +75,7 @@ def main():
   root = a.dir or tempfile.mkdtemp(prefix="ltjax_jpegs_")
   paths = make_jpegs(root, a.images, a.height, a.width)
   size_kb = np.mean([os.path.getsize(q) for q in paths]) / 1024
-  recipe = augment.ImageRecipe(window_decode=not a.full_decode)
+  recipe = augment.ImageRecipe(window_decode=a.window_decode)
   seed0 = tf.constant([0, 0], tf.int64)
 
   def train(path, i):
