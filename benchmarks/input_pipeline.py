@@ -6,6 +6,8 @@ Resize 256 + CenterCrop 224), on generated JPEGs of ImageNet's typical size (def
   python benchmarks/input_pipeline.py --images 2048 --threads 1 4 8 16 --window-decode
 
 `--threads k` runs the tf.data map on a private pool of k threads (k host cores); images/s per core = rate / k.
+`images_per_cpu_second` divides by the process's CPU time instead of wall time: the per-core rate even when other
+jobs share the cores.
 `--window-decode` decodes only the crop window of each JPEG (ImageRecipe.window_decode=True; default off =
 whole-image decode, torchvision's pixels).
 Prints one JSON line per (path, threads).
@@ -49,12 +51,12 @@ def rate(paths, fn, threads, epochs):
   ds = ds.map(fn, num_parallel_calls=threads, deterministic=True).batch(64).prefetch(2).with_options(opts)
   for _ in ds:  # warm-up epoch (graph tracing, file cache)
     pass
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   n = 0
   for _ in range(epochs):
     for b in ds:
       n += int(b.shape[0])
-  return n / (time.perf_counter() - t0)
+  return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
 def main():
@@ -87,8 +89,9 @@ def main():
 
   for name, fn in (("train", train), ("eval", evaluate)):
     for k in a.threads:
-      r = rate(paths, fn, k, a.epochs)
+      r, per_cpu_s = rate(paths, fn, k, a.epochs)
       emit({"bench": "input_pipeline", "path": name, "threads": k, "images_per_sec": r, "per_core": r / k,
+            "images_per_cpu_second": per_cpu_s,
             "window_decode": recipe.window_decode, "image": f"{a.width}x{a.height}", "jpeg_kb": round(size_kb, 1),
             "images": a.images, "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "loadavg": os.getloadavg()[0]}, a.out)
