@@ -34,7 +34,7 @@ import dataclasses
 import logging
 import os
 import re
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -66,12 +66,28 @@ class DataNotFoundError(FileNotFoundError):
 
 @dataclasses.dataclass
 class Split:
-  images: np.ndarray  # uint8 [N, H, W, C]
+  """One split, held in memory (`images`) or file-backed (`files` or `encoded`, decoded in the input pipeline).
+
+  Exactly one of images / files / encoded is set. Examples are addressed by row index either way.
+  """
+
+  images: Optional[np.ndarray]  # uint8 [N, H, W, C], or None for a file-backed split
   labels: np.ndarray  # int32 [N]
   indices: np.ndarray  # int64 [N]: index of each example in the source's original (full, balanced) order
+  files: Optional[np.ndarray] = None  # str [N]: image file paths (split-file datasets)
+  encoded: Optional[np.ndarray] = None  # object [N]: encoded image bytes (TFDS large-scale datasets)
+
+  def __post_init__(self):
+    if sum(x is not None for x in (self.images, self.files, self.encoded)) != 1:
+      raise ValueError("a Split holds exactly one of images, files or encoded")
+
+  @property
+  def file_backed(self) -> bool:
+    return self.images is None
 
   def take(self, idx: np.ndarray) -> "Split":
-    return Split(self.images[idx], self.labels[idx], self.indices[idx])
+    sub = lambda a: None if a is None else a[idx]
+    return Split(sub(self.images), self.labels[idx], self.indices[idx], sub(self.files), sub(self.encoded))
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -88,6 +104,14 @@ class Dataset:
   std: Tuple[float, ...]
   crop_padding: int  # random-crop padding of the train augmentation
   flip: bool  # horizontal flip in the train augmentation
+  recipe: Optional[Any] = None  # ltjax.data.augment.ImageRecipe of file-backed (large-scale) datasets, else None
+
+  def example_input(self) -> np.ndarray:
+    """float32 [1, H, W, C]: an input of the model's shape (for initialisation)."""
+    if self.train.images is not None:
+      return self.train.images[:1].astype(np.float32)
+    s = self.recipe.image_size
+    return np.zeros((1, s, s, 3), np.float32)
 
 
 @dataclasses.dataclass
@@ -249,11 +273,27 @@ def _svhn(data_cfg) -> Raw:
              flip=True)
 
 
-REGISTRY: Dict[str, Callable[..., Raw]] = {
+def _large(name: str) -> Callable[..., "Dataset"]:
+  def source(data_cfg) -> "Dataset":
+    from ltjax.data import large  # split files / TFDS large-scale datasets (ltjax/data/large.py)
+    return large.load(name, data_cfg)
+  source.__name__ = f"_{name}"
+  return source
+
+
+# A source returns a Raw (the long-tailed subset is selected in `load`) or, for the large-scale datasets whose
+# split files already are long-tailed, a finished Dataset.
+REGISTRY: Dict[str, Callable[..., Any]] = {
     "digits": _digits,
     "cifar10": _cifar("cifar10", 10),
     "cifar100": _cifar("cifar100", 100),
     "svhn": _svhn,
+    # Large-scale (spec §1.3), file-backed: split files under config.data.root, or TFDS (encoded images).
+    "imagenet_lt": _large("imagenet_lt"),
+    "inat2018": _large("inat2018"),
+    "places_lt": _large("places_lt"),
+    "imagenet_lt_tfds": _large("imagenet_lt_tfds"),
+    "inat2018_tfds": _large("inat2018_tfds"),
 }
 
 
@@ -279,6 +319,8 @@ def load(data_cfg) -> Dataset:
   rand_number = int(_get(data_cfg, "rand_number", 0))
   val_per_class = int(_get(data_cfg, "val_per_class", 0))
   raw = REGISTRY[name](data_cfg)
+  if isinstance(raw, Dataset):  # large-scale: the split files define the long tail
+    return raw
   counts = imbalance.class_counts(raw.n_full, raw.num_classes, data_cfg.imb_type, data_cfg.imb_factor)
   if (counts == 0).any():
     empty = imbalance.label_counts(counts, raw.class_order)
