@@ -88,6 +88,8 @@ class Dataset:
   std: Tuple[float, ...]
   crop_padding: int  # random-crop padding of the train augmentation
   flip: bool  # horizontal flip in the train augmentation
+  # Semi-supervised runs (config.data.unlabeled): what was appended to `train` (unlabeled.UnlabeledInfo), else None.
+  unlabeled: Optional[object] = None
 
 
 @dataclasses.dataclass
@@ -271,6 +273,10 @@ def load(data_cfg) -> Dataset:
   long-tailed subset did not take, so the training subset stays exactly the official one. That needs unused images
   in every class: digits and SVHN have them; CIFAR does not (its head class keeps all N = len/C images), so there
   a validation split is a ValueError.
+
+  `data_cfg.unlabeled` (optional; active when its `pseudo_labels` is set): the semi-supervised D_U of spec §3.3 is
+  drawn from the pool, continuing the selection's legacy stream, and appended to `train` with its pseudo labels
+  (`ltjax.data.unlabeled.merge`); `Dataset.unlabeled` then describes what was added.
   """
   name = data_cfg.name
   if name not in REGISTRY:
@@ -285,7 +291,8 @@ def load(data_cfg) -> Dataset:
     raise ValueError(f"{name}: imb_type={data_cfg.imb_type!r}, imb_factor={data_cfg.imb_factor} leaves class(es) "
                      f"{np.nonzero(empty == 0)[0].tolist()} without training images (N = {raw.n_full}); "
                      f"raise imb_factor")
-  selected = imbalance.select_long_tailed(raw.train.labels, counts, rand_number, raw.class_order)
+  rng = np.random.RandomState(rand_number)  # one legacy stream: labeled subset, then D_U (spec §3.3)
+  selected = imbalance.select_long_tailed(raw.train.labels, counts, class_order=raw.class_order, rng=rng)
   val = None
   if val_per_class > 0:
     rest = imbalance.remaining_indices(len(raw.train), selected)
@@ -298,5 +305,12 @@ def load(data_cfg) -> Dataset:
           f"head class keeps all its images (CIFAR: N = len/C) there are none, so use config.data.val_per_class = 0 "
           f"(the official code selects on the test set).") from None
     val = raw.train.take(held)
-  return Dataset(name, raw.num_classes, raw.train.take(selected), raw.test, val, tuple(raw.mean), tuple(raw.std),
-                 raw.crop_padding, raw.flip)
+  train = raw.train.take(selected)
+  info = None
+  semi = _get(data_cfg, "unlabeled", None)
+  if semi is not None and _get(semi, "pseudo_labels", ""):
+    from ltjax.data import unlabeled
+    train, info = unlabeled.merge(train, counts, raw.class_order, raw.num_classes, semi,
+                                  _get(data_cfg, "data_dir", "") or None, rng)
+  return Dataset(name, raw.num_classes, train, raw.test, val, tuple(raw.mean), tuple(raw.std),
+                 raw.crop_padding, raw.flip, info)
