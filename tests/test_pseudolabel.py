@@ -98,3 +98,19 @@ def test_pseudolabel_command_refuses_bad_input(base_run, tmp_path, capsys):
   assert "not an ltjax run directory" in capsys.readouterr().err
   assert pseudolabel.main(["--workdir", str(root / "base"), "--pool", pool, "--out", str(tmp_path / "d.pkl")]) == 2
   assert "must end in .npz" in capsys.readouterr().err
+
+
+def test_main_reports_a_pseudo_label_file_of_another_pool(tmp_path):
+  """main.py as a user runs it: a mismatched pool is a one-line error (exit 2) before anything compiles."""
+  from tests.test_main import run_main
+  from tests.test_semi_data import write_pseudo
+  images, truth = digits_pool(60)
+  pool = write_pool(tmp_path, images, truth)
+  other = write_pool(tmp_path, images[::-1].copy(), truth[::-1].copy(), name="other.npz")
+  pl = write_pseudo(tmp_path, other, truth[::-1].copy())
+  r = run_main("--config", "configs/quickstart.py", "--workdir", str(tmp_path / "run"),
+               f"--config.data.unlabeled.pool={pool}", f"--config.data.unlabeled.pseudo_labels={pl}",
+               "--config.data.unlabeled.multiplier=1", "--config.data.unlabeled.imb_factor=1.0")
+  assert r.returncode == 2, r.stderr[-3000:]
+  assert "error: pseudo-label file" in r.stderr and "made for a different pool" in r.stderr
+  assert "Traceback" not in r.stderr

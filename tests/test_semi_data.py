@@ -235,6 +235,14 @@ def test_missing_files_and_config_errors(tmp_path):
     unlabeled.load_pseudo_labels(str(tmp_path / "nope.npz"))
   with pytest.raises(FileNotFoundError, match="unlabeled pool .* does not exist"):
     unlabeled.load_pool(str(tmp_path / "nope.pickle"))
+  # Checked before the labeled dataset is loaded (here CIFAR-10, not prepared in tmp_path).
+  cfg = semi_cfg(pool=str(tmp_path / "ti.pickle"), pseudo_labels=str(tmp_path / "pl.npz"))
+  cfg.name, cfg.data_dir = "cifar10", str(tmp_path)
+  with pytest.raises(sources.DataNotFoundError, match="unlabeled pool .*ti.pickle' does not exist"):
+    sources.load(cfg)
+  cfg.unlabeled.pool = "svhn_extra"
+  with pytest.raises(sources.DataNotFoundError, match="pseudo-label file .*pl.npz' does not exist"):
+    sources.load(cfg)
   c = config_lib.default()
   c.data.unlabeled.pseudo_labels = "x.npz"
   with pytest.raises(config_lib.ConfigError, match="data.unlabeled.pool is empty"):

@@ -284,6 +284,10 @@ def load(data_cfg) -> Dataset:
   imbalance.check_imb_factor(data_cfg.imb_factor)  # before any (slow) loading
   rand_number = int(_get(data_cfg, "rand_number", 0))
   val_per_class = int(_get(data_cfg, "val_per_class", 0))
+  semi = _get(data_cfg, "unlabeled", None)
+  if semi is not None and _get(semi, "pseudo_labels", ""):
+    from ltjax.data import unlabeled
+    unlabeled.check_files(semi)  # before the (slow) labeled data
   raw = REGISTRY[name](data_cfg)
   counts = imbalance.class_counts(raw.n_full, raw.num_classes, data_cfg.imb_type, data_cfg.imb_factor)
   if (counts == 0).any():
@@ -307,9 +311,7 @@ def load(data_cfg) -> Dataset:
     val = raw.train.take(held)
   train = raw.train.take(selected)
   info = None
-  semi = _get(data_cfg, "unlabeled", None)
   if semi is not None and _get(semi, "pseudo_labels", ""):
-    from ltjax.data import unlabeled
     train, info = unlabeled.merge(train, counts, raw.class_order, raw.num_classes, semi,
                                   _get(data_cfg, "data_dir", "") or None, rng)
   return Dataset(name, raw.num_classes, train, raw.test, val, tuple(raw.mean), tuple(raw.std),

@@ -41,7 +41,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from ltjax.config import ConfigError
 from ltjax.data import imbalance
+from ltjax.data.sources import DataNotFoundError
 
 log = logging.getLogger("ltjax")
 
@@ -50,8 +52,9 @@ SELECT_BY = ("truth", "pseudo", "all")
 SVHN_EXTRA = "svhn_extra"
 
 
-class PoolError(ValueError):
-  """An unlabeled pool or pseudo-label file that cannot be used; the message names the mismatch and the fix."""
+class PoolError(ConfigError):
+  """An unlabeled pool or pseudo-label file that cannot be used with the config; the message names the mismatch
+  and the fix. (A ConfigError, so main.py reports it as one.)"""
 
 
 @dataclasses.dataclass
@@ -189,20 +192,29 @@ def _folder(path: str) -> Pool:
 
 
 def _svhn_extra(data_dir: Optional[str]) -> Pool:
-  from ltjax.data import sources  # TFDS, fast not-found path (local: sources imports this module lazily)
+  from ltjax.data import sources  # TFDS, with its fast not-found path
   split = sources._tfds_splits(sources.TFDS_NAMES["svhn"], data_dir or None, ("extra",), "label")["extra"]
   return Pool(SVHN_EXTRA, split.images, split.labels.astype(np.int64))
 
 
+def check_files(cfg) -> None:
+  """DataNotFoundError, in milliseconds, when the pool or pseudo-label file of `config.data.unlabeled` is missing
+  (checked before the labeled dataset is loaded)."""
+  if cfg.pool and cfg.pool != SVHN_EXTRA and not os.path.exists(cfg.pool):
+    load_pool(cfg.pool)  # raises with the message
+  if cfg.pseudo_labels and not os.path.exists(cfg.pseudo_labels):
+    load_pseudo_labels(cfg.pseudo_labels)
+
+
 def load_pool(spec: str, data_dir: Optional[str] = None) -> Pool:
-  """Loads an unlabeled pool (see the module docstring for the formats). Raises PoolError / FileNotFoundError."""
+  """Loads an unlabeled pool (see the module docstring for the formats). Raises PoolError / DataNotFoundError."""
   if not spec:
     raise PoolError("no unlabeled pool given: set config.data.unlabeled.pool (or --pool) to a TinyImages "
                     "selection pickle, 'svhn_extra', an .npy/.npz file or an image folder")
   if spec == SVHN_EXTRA:
     return _svhn_extra(data_dir)
   if not os.path.exists(spec):
-    raise FileNotFoundError(f"unlabeled pool '{spec}' does not exist (give a TinyImages selection pickle such as "
+    raise DataNotFoundError(f"unlabeled pool '{spec}' does not exist (give a TinyImages selection pickle such as "
                             f"ti_80M_selected.pickle, '{SVHN_EXTRA}', an .npy/.npz file or an image folder)")
   if os.path.isdir(spec):
     return _folder(spec)
@@ -251,7 +263,7 @@ def load_pseudo_labels(path: str) -> PseudoLabels:
     raise PoolError("no pseudo-label file given: set config.data.unlabeled.pseudo_labels to the file written by "
                     "`python -m ltjax.pseudolabel --workdir BASE_RUN --pool POOL --out FILE`")
   if not os.path.exists(path):
-    raise FileNotFoundError(f"pseudo-label file '{path}' does not exist: write it with `python -m ltjax.pseudolabel "
+    raise DataNotFoundError(f"pseudo-label file '{path}' does not exist: write it with `python -m ltjax.pseudolabel "
                             f"--workdir BASE_RUN --pool POOL --out {path}`")
   if path.lower().endswith((".pickle", ".pkl")):
     with open(path, "rb") as f:
