@@ -56,6 +56,15 @@ def default() -> ml_collections.ConfigDict:
   c.distributed.process_id = -1
   c.distributed.cluster_detection = False  # True: let JAX detect SLURM / Open MPI / TPU pods itself
   c.distributed.initialization_timeout = 300  # seconds to wait for all processes
+  # Semi-supervised D_U (spec §3.3, ltjax/data/unlabeled.py): off while pseudo_labels is "". The pool's images are
+  # appended to the long-tailed training set with their pseudo labels as targets.
+  c.data.unlabeled = ml_collections.ConfigDict()
+  c.data.unlabeled.pool = ""  # TinyImages selection .pickle | 'svhn_extra' | .npy/.npz | image folder
+  c.data.unlabeled.pseudo_labels = ""  # file written by `python -m ltjax.pseudolabel` (or an official pickle)
+  c.data.unlabeled.imb_factor = 0.01  # ρ_U (--imb_factor_unlabel): 1 balanced, 0.04/0.02/0.01 ratio 25/50/100
+  c.data.unlabeled.multiplier = 5  # D_U@5x: |D_U| ≈ multiplier × |labeled|
+  c.data.unlabeled.select_by = "truth"  # truth (official: pool labels choose counts) | pseudo | all (whole pool)
+  c.data.unlabeled.allow_fewer = False  # True: a class short of pool images adds what it has (official, silent)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "resnet32"
@@ -186,6 +195,17 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   b = tuple(cfg.data.group_bounds)
   if b and (len(b) != 2 or not 0 < b[0] < b[1]):
     raise ConfigError(f"config.data.group_bounds = {b} must be () or (a, b) with 0 < a < b < num_classes")
+  u = cfg.data.get("unlabeled")  # absent in config.json of runs made before the section existed
+  if u is not None and u.pseudo_labels:
+    if not u.pool:
+      raise ConfigError("config.data.unlabeled.pseudo_labels is set but config.data.unlabeled.pool is empty: name "
+                        "the pool the pseudo labels were made for (a .pickle, 'svhn_extra', .npy/.npz or a folder)")
+    _choice("data.unlabeled.select_by", u.select_by, ("truth", "pseudo", "all"))
+    if not 0.0 < u.imb_factor <= 1.0:
+      raise ConfigError(f"config.data.unlabeled.imb_factor = {u.imb_factor} must lie in (0, 1] (ρ_U: 1 balanced, "
+                        "0.04 / 0.02 / 0.01 for ratio 25 / 50 / 100)")
+    if u.multiplier < 1:
+      raise ConfigError(f"config.data.unlabeled.multiplier = {u.multiplier} must be >= 1 (5 for D_U@5x)")
   _choice("model.name", cfg.model.name, MODELS)
   _choice("model.head", cfg.model.head, ("auto", "linear", "cosine"))
   _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))

@@ -1,9 +1,10 @@
 """Method registry: `config.method` names a key here."""
 
 from ltjax.methods.base import Method
+from ltjax.methods.rotation import Rotation
 from ltjax.methods.supervised import Supervised
 
-REGISTRY = {m.name: m for m in (Supervised,)}
+REGISTRY = {m.name: m for m in (Supervised, Rotation)}
 
 
 def register(method_cls):
