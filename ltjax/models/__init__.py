@@ -10,9 +10,11 @@ import functools
 
 import jax.numpy as jnp
 
+from ltjax.models.resnet18_cifar import ResNet18Cifar
 from ltjax.models.resnet_cifar import ResNetCifar
 
 MODELS = {f"resnet{d}": functools.partial(ResNetCifar, depth=d) for d in (8, 20, 32, 44, 56, 110)}
+MODELS["resnet18_cifar"] = ResNet18Cifar  # RECORDS / CORR / SoLar (spec SBCL_AND_RECORDS §B.3)
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
