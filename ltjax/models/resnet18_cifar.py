@@ -11,8 +11,8 @@ Init: convs Kaiming-normal with fan_out (ReLU gain, not truncated); BN γ = 1, �
 PyTorch's nn.Linear default, weight and bias U(±1/√512). BatchNorm is ltjax's PyTorch-faithful one.
 Parameter paths: `fc/kernel` [512, C] (PyTorch's weight transposed), `fc/bias` [C].
 
-`projection` (a tuple of widths, default ()): an optional MLP head `proj` on the pooled features, Dense → ReLU → … →
-Dense with PyTorch's default Linear init; the model then also returns `outputs['projection']` (not normalised).
+`projection` (a tuple of widths, default ()): the shared `heads.ProjectionHead` named `proj` on the pooled features;
+the model then also returns `outputs['projection']` (not normalised).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ltjax.models.conv import Conv
+from ltjax.models.heads import ProjectionHead
 from ltjax.models.layers import BatchNorm, kaiming_normal_fan_out, pytorch_linear_bias
 
 PAD1 = ((1, 1), (1, 1))
@@ -47,20 +48,6 @@ class TorchDense(nn.Module):
     w = self.param("kernel", pytorch_linear_kernel, (d, self.features), jnp.float32)
     b = self.param("bias", pytorch_linear_bias(d), (self.features,), jnp.float32)
     return x.astype(jnp.float32) @ w + b
-
-
-class TorchMLP(nn.Module):
-  """Dense(d0) → ReLU → … → Dense(d_last), PyTorch default Linear init (the `proj` head)."""
-
-  widths: Sequence[int]
-
-  @nn.compact
-  def __call__(self, h):
-    for i, d in enumerate(self.widths):
-      h = TorchDense(int(d))(h)
-      if i < len(self.widths) - 1:
-        h = nn.relu(h)
-    return h
 
 
 class BasicBlockB(nn.Module):
@@ -112,5 +99,5 @@ class ResNet18Cifar(nn.Module):
     logits = TorchDense(self.num_classes, name="fc")(features)
     out = {"logits": logits.astype(jnp.float32), "features": features}
     if self.projection:
-      out["projection"] = TorchMLP(tuple(self.projection), name="proj")(features).astype(jnp.float32)
+      out["projection"] = ProjectionHead(tuple(self.projection), name="proj")(features).astype(jnp.float32)
     return out
