@@ -107,6 +107,9 @@ class Dataset:
   recipe: Optional[Any] = None  # ltjax.data.augment.ImageRecipe of file-backed (large-scale) datasets, else None
   # Semi-supervised runs (config.data.unlabeled): what was appended to `train` (unlabeled.UnlabeledInfo), else None.
   unlabeled: Optional[object] = None
+  # The legacy RandomState of the long-tailed selection, advanced past it: upstream code that keeps drawing from the
+  # same global numpy stream (RECORDS' candidate sets, spec B.2.2) continues from here.
+  selection_rng: Optional[np.random.RandomState] = None
 
   def example_input(self) -> np.ndarray:
     """float32 [1, H, W, C]: an input of the model's shape (for initialisation)."""
@@ -308,7 +311,9 @@ def load(data_cfg) -> Dataset:
   """Loads `data_cfg.name` and selects its long-tailed training subset (spec §1.1/§1.2).
 
   `data_cfg` fields: name, data_dir (TFDS data dir; '' or None = TFDS default), imb_type ('exp'|'step'|'none'),
-  imb_factor (ρ), rand_number (selection seed, default 0), val_per_class (default 0 = no validation split).
+  imb_factor (ρ), rand_number (selection seed, default 0), val_per_class (default 0 = no validation split),
+  count_shuffle_seed (default −1; >= 0: the class-count list is permuted by Python's `random.Random(seed).shuffle`
+  before the selection, RECORDS `--hierarchical`, spec B.2.1), mean / std (() = the source's statistics).
   With val_per_class > 0, `val` is a balanced hold-out drawn (seed rand_number + 1) from the train-pool images the
   long-tailed subset did not take, so the training subset stays exactly the official one. That needs unused images
   in every class: digits and SVHN have them; CIFAR does not (its head class keeps all N = len/C images), so there
@@ -332,6 +337,9 @@ def load(data_cfg) -> Dataset:
   if isinstance(raw, Dataset):  # large-scale: the split files define the long tail
     return raw
   counts = imbalance.class_counts(raw.n_full, raw.num_classes, data_cfg.imb_type, data_cfg.imb_factor)
+  shuffle_seed = int(_get(data_cfg, "count_shuffle_seed", -1))
+  if shuffle_seed >= 0:
+    counts = imbalance.shuffle_counts(counts, shuffle_seed)
   if (counts == 0).any():
     empty = imbalance.label_counts(counts, raw.class_order)
     raise ValueError(f"{name}: imb_type={data_cfg.imb_type!r}, imb_factor={data_cfg.imb_factor} leaves class(es) "
@@ -356,5 +364,9 @@ def load(data_cfg) -> Dataset:
   if semi is not None and _get(semi, "pseudo_labels", ""):
     train, info = unlabeled.merge(train, counts, raw.class_order, raw.num_classes, semi,
                                   _get(data_cfg, "data_dir", "") or None, rng)
-  return Dataset(name, raw.num_classes, train, raw.test, val, tuple(raw.mean), tuple(raw.std),
-                 raw.crop_padding, raw.flip, unlabeled=info)
+  mean, std = tuple(_get(data_cfg, "mean", ())) or raw.mean, tuple(_get(data_cfg, "std", ())) or raw.std
+  channels = raw.train.images.shape[-1]
+  if len(mean) != channels or len(std) != channels:
+    raise ValueError(f"{name}: data.mean {mean} / data.std {std} need one value per channel ({channels})")
+  return Dataset(name, raw.num_classes, train, raw.test, val, tuple(mean), tuple(std),
+                 raw.crop_padding, raw.flip, unlabeled=info, selection_rng=rng)
