@@ -56,6 +56,22 @@ def default() -> ml_collections.ConfigDict:
   c.distributed.process_id = -1
   c.distributed.cluster_detection = False  # True: let JAX detect SLURM / Open MPI / TPU pods itself
   c.distributed.initialization_timeout = 300  # seconds to wait for all processes
+  # Semi-supervised D_U (spec §3.3, ltjax/data/unlabeled.py): off while pseudo_labels is "". The pool's images are
+  # appended to the long-tailed training set with their pseudo labels as targets.
+  c.data.unlabeled = ml_collections.ConfigDict()
+  c.data.unlabeled.pool = ""  # TinyImages selection .pickle | 'svhn_extra' | .npy/.npz | image folder
+  c.data.unlabeled.pseudo_labels = ""  # file written by `python -m ltjax.pseudolabel` (or an official pickle)
+  c.data.unlabeled.imb_factor = 0.01  # ρ_U (--imb_factor_unlabel): 1 balanced, 0.04/0.02/0.01 ratio 25/50/100
+  c.data.unlabeled.multiplier = 5  # D_U@5x: |D_U| ≈ multiplier × |labeled|
+  c.data.unlabeled.select_by = "truth"  # truth (official: pool labels choose counts) | pseudo | all (whole pool)
+  c.data.unlabeled.allow_fewer = False  # True: a class short of pool images adds what it has (official, silent)
+  # Per-channel normalisation statistics for pixels in [0, 1], overriding the dataset's (used by evaluation and the
+  # default train recipe); () = the dataset's own. RECORDS tests CIFAR-10 with CIFAR-100 statistics (spec B.12.1).
+  c.data.mean = ()
+  c.data.std = ()
+  # >= 0: permute the position-indexed class counts with Python's random.Random(seed).shuffle before the selection
+  # (RECORDS `--hierarchical`, CIFAR-100-LT-NU: head/tail classes become random classes, spec B.2.1); -1 = off.
+  c.data.count_shuffle_seed = -1
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "resnet32"
@@ -90,6 +106,7 @@ def default() -> ml_collections.ConfigDict:
   c.optim.schedule = "arb_step"  # a key of ltjax.train.optim schedules
   c.optim.warmup_epochs = 5
   c.optim.legacy_order = False  # ss_step only: the pre-2021 branch order (spec §3.2)
+  c.optim.restart_epoch = 0  # records_cosine only: the schedule restarts here (SoLar's second stage, spec B.7)
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 200
@@ -186,6 +203,26 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   b = tuple(cfg.data.group_bounds)
   if b and (len(b) != 2 or not 0 < b[0] < b[1]):
     raise ConfigError(f"config.data.group_bounds = {b} must be () or (a, b) with 0 < a < b < num_classes")
+  u = cfg.data.get("unlabeled")  # absent in config.json of runs made before the section existed
+  if u is not None and u.pseudo_labels:
+    if not u.pool:
+      raise ConfigError("config.data.unlabeled.pseudo_labels is set but config.data.unlabeled.pool is empty: name "
+                        "the pool the pseudo labels were made for (a .pickle, 'svhn_extra', .npy/.npz or a folder)")
+    _choice("data.unlabeled.select_by", u.select_by, ("truth", "pseudo", "all"))
+    if not 0.0 < u.imb_factor <= 1.0:
+      raise ConfigError(f"config.data.unlabeled.imb_factor = {u.imb_factor} must lie in (0, 1] (ρ_U: 1 balanced, "
+                        "0.04 / 0.02 / 0.01 for ratio 25 / 50 / 100)")
+    if u.multiplier < 1:
+      raise ConfigError(f"config.data.unlabeled.multiplier = {u.multiplier} must be >= 1 (5 for D_U@5x)")
+  if len(tuple(cfg.data.mean)) != len(tuple(cfg.data.std)):
+    raise ConfigError(f"config.data.mean {tuple(cfg.data.mean)} and config.data.std {tuple(cfg.data.std)} must have "
+                      "the same length (one value per channel, or both () for the dataset's own)")
+  if any(v <= 0 for v in tuple(cfg.data.std)):
+    raise ConfigError(f"config.data.std = {tuple(cfg.data.std)} must be positive")
+  if cfg.data.count_shuffle_seed < -1:
+    raise ConfigError("config.data.count_shuffle_seed must be -1 (off) or a seed >= 0")
+  if cfg.optim.restart_epoch < 0:
+    raise ConfigError("config.optim.restart_epoch must be >= 0 (0 = no restart)")
   _choice("model.name", cfg.model.name, MODELS)
   _choice("model.head", cfg.model.head, ("auto", "linear", "cosine"))
   _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))

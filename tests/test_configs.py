@@ -88,3 +88,77 @@ def test_large_scale_variants_and_bad_arguments():
     large_lt.get_config("dataset=places_lt,source=tfds")
   with pytest.raises(ValueError, match="depth"):
     places_lt.get_config("depth=101")
+# ---------------------------------------------------------------------------------------------------------------
+# Rethinking the Value of Labels: rotation SSP, fine-tuning, semi-supervised rows (spec §3.2–3.4, §5)
+
+from configs import ss_finetune, ss_rotation, ss_semi  # noqa: E402
+
+
+def _flat(c):
+  return dict(config_lib._walk(c))
+
+
+@pytest.mark.parametrize("dataset,imb", list(itertools.product(["cifar10", "cifar100"], ["0.01", "0.02", "0.1"])))
+def test_rotation_pretraining_rows_validate(dataset, imb):
+  c = ss_rotation.get_config(f"dataset={dataset},imb={imb}")
+  config_lib.validate(c)
+  assert (c.method, c.loss.name, c.train_rule, c.mixup_alpha, c.model.name) == ("rotation", "ce", "none", 0.0,
+                                                                                 "resnet32")
+  assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.schedule) == (0.1, 0.9, 2e-4, "ss_step")
+  assert (c.train.batch_size, c.train.epochs, c.train.eval_every, c.train.select_on) == (128, 200, 0, "last")
+  assert (c.data.name, c.data.imb_factor, c.data.imb_type) == (dataset, float(imb), "exp")
+
+
+@pytest.mark.parametrize("dataset,imb,row", list(itertools.product(["cifar10", "cifar100"], ["0.01", "0.02", "0.1"],
+                                                                   ss_finetune.ROWS)))
+def test_finetune_rows_are_the_supervised_rows_plus_init(dataset, imb, row):
+  c = ss_finetune.get_config(f"dataset={dataset},imb={imb},row={row}")
+  config_lib.validate(c)
+  base = cifar_lt.get_config(f"dataset={dataset},imb={imb},row={ss_finetune.ALIASES.get(row, row)}")
+  a, b = _flat(c), _flat(base)
+  assert {k for k in set(a) | set(b) if a.get(k) != b.get(k)} <= {"init.workdir", "init.checkpoint", "init.exclude",
+                                                                   "init.strict"}
+  assert c.init.workdir == ss_rotation.workdir(dataset, imb) == f"runs/ss_rot_{dataset}_{imb}"
+  assert tuple(c.init.exclude) == ("fc", "linear") and c.init.checkpoint == "last" and c.init.strict
+
+
+def test_finetune_rows_encode_the_readme_table():
+  uni = ss_finetune.get_config("row=ce_uniform")
+  bal = ss_finetune.get_config("row=ce_balanced")
+  assert (uni.loss.name, uni.train_rule, bal.loss.name, bal.train_rule) == ("ce", "none", "ce", "resample")
+  assert ss_finetune.get_config("pretrained=/x/rot").init.workdir == "/x/rot"
+  for (dataset, imb), errs in ss_finetune.PUBLISHED_ERROR.items():
+    for e in errs:
+      assert f"{e:.2f}" in ss_finetune.__doc__
+  assert ss_finetune.PUBLISHED_ERROR[("cifar10", "0.01")] == (26.50, 23.47)
+  assert ss_finetune.PUBLISHED_ERROR[("cifar100", "0.1")] == (42.93, 41.94)
+
+
+@pytest.mark.parametrize("dataset,imb_u", list(itertools.product(["cifar10", "svhn"], ["1.0", "0.04", "0.02", "0.01"])))
+def test_semi_rows_validate_and_encode_train_semi(dataset, imb_u):
+  c = ss_semi.get_config(f"dataset={dataset},imb=0.02,imb_u={imb_u}")
+  config_lib.validate(c)
+  u = c.data.unlabeled
+  assert (c.data.name, c.data.imb_factor, u.imb_factor, u.multiplier, u.select_by, u.allow_fewer) == (
+      dataset, 0.02, float(imb_u), 5, "truth", False)
+  assert u.pool == {"cifar10": "data/ti_80M_selected.pickle", "svhn": "svhn_extra"}[dataset]
+  assert u.pseudo_labels == f"data/pseudo_labeled_{dataset}_0.02.npz"
+  assert (c.loss.name, c.train_rule, c.train.batch_size, c.train.epochs, c.optim.lr, c.optim.schedule) == (
+      "ce", "none", 256, 200, 0.1, "ss_step")
+  assert f"{ss_semi.PUBLISHED_ERROR[dataset][imb_u]:.2f}" in ss_semi.__doc__
+  assert not c.init.workdir
+
+
+def test_semi_with_pretraining_and_bad_arguments():
+  c = ss_semi.get_config("dataset=svhn,pretrained=runs/r,pool=/p.npz,pseudo=/q.npz")
+  config_lib.validate(c)
+  assert c.init.workdir == "runs/r" and tuple(c.init.exclude) == ("fc", "linear")
+  assert (c.data.unlabeled.pool, c.data.unlabeled.pseudo_labels) == ("/p.npz", "/q.npz")
+  assert ss_semi.PUBLISHED_ERROR == {"cifar10": {"1.0": 16.79, "0.04": 16.88, "0.02": 18.36, "0.01": 19.94},
+                                     "svhn": {"1.0": 13.07, "0.04": 13.36, "0.02": 13.16, "0.01": 14.54}}
+  with pytest.raises(ValueError, match="semi-supervised rows exist for"):
+    ss_semi.get_config("dataset=cifar100")
+  with pytest.raises(ValueError, match="rotation pre-training runs on"):
+    ss_rotation.get_config("dataset=svhn")
+  with pytest.raises(ValueError, match="unknown row"):
+    ss_finetune.get_config("row=arb")

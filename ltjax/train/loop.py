@@ -86,6 +86,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Run:
     raise config_lib.ConfigError(f"config.data.group_bounds = {bounds} must be < num_classes = {data.num_classes}")
   stats = ClassStats.from_labels(data.train.labels, data.num_classes, ranges)
   method = methods.REGISTRY[cfg.method](cfg, stats, data.train.labels)
+  method.bind_data(data)
   mesh = step_lib.make_mesh(cfg.mesh.num_devices)
   if cfg.train.batch_size % (mesh.devices.size):
     raise config_lib.ConfigError(
@@ -152,7 +153,8 @@ def predict(run: Run, state: TrainState, split: str, eval_step=None, with_featur
 
 def evaluate(run: Run, state: TrainState, split: str, eval_step=None) -> dict:
   p = predict(run, state, split, eval_step)
-  return metrics.evaluate(p["logits"], p["labels"], run.stats)
+  return dict(metrics.evaluate(p["logits"], p["labels"], run.stats),
+              **run.method.eval_metrics(p["logits"], p["labels"]))
 
 
 def training_diagnostics(run: Run, state: TrainState, split: str = "test") -> Dict[str, float]:
