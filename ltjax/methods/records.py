@@ -107,6 +107,13 @@ def _pl_defaults(c: ml_collections.ConfigDict) -> None:
   c.train_std = ()
 
 
+def _section(cfg, cls):
+  if cls.name not in cfg:
+    raise ConfigError(f"method '{cls.name}' needs its config section: add `c.{cls.name} = "
+                      f"ltjax.methods.records.{cls.__name__}.config_defaults()` to the config")
+  return cfg[cls.name]
+
+
 def _pl_validate(s, cfg) -> None:
   if not 0.0 <= s.partial_rate <= 1.0:  # NaN fails too
     raise ConfigError(f"config.{cfg.method}.partial_rate = {s.partial_rate} must lie in [0, 1] (the flip "
@@ -204,7 +211,7 @@ class Records(_PartialLabel):
 
   @staticmethod
   def validate(cfg) -> None:
-    s = cfg.records
+    s = _section(cfg, Records)
     _pl_validate(s, cfg)
     if s.mixup and not s.debias:
       raise ConfigError("config.records.mixup is only defined together with config.records.debias (upstream "
@@ -326,7 +333,7 @@ class SoLar(_PartialLabel):
 
   @staticmethod
   def validate(cfg) -> None:
-    s = cfg.solar
+    s = _section(cfg, SoLar)
     _pl_validate(s, cfg)
     if s.est_epochs < 0 or cfg.train.epochs <= s.est_epochs:
       raise ConfigError(f"config.train.epochs = {cfg.train.epochs} must exceed config.solar.est_epochs = "
