@@ -102,3 +102,29 @@ def test_cli_run_reports_official_figures(tmp_path):
   for k in ("top1", "top1_batch_mean", "many_rank", "medium_rank", "few_rank", "many_idx"):
     assert k in res["final"], k
   assert res["final"]["top1"] > 15.0
+
+
+def test_main_on_mock_cifar100_nu_with_records_views(tmp_path):
+  """main.py on TFDS-mocked CIFAR-100 (balanced, real-format ids) as CIFAR-100-LT-NU: Python-shuffled class sizes,
+  superclass-aware candidates, the weak/strong RandomAugment views in the tf.data pipeline."""
+  from tests.test_main import MOCK_MAIN
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  env.pop("XLA_FLAGS", None)
+  r = subprocess.run(
+      [sys.executable, "-c", MOCK_MAIN, "--config",
+       "configs/records_cifar.py:dataset=cifar100,imb=0.1,q=0.03,row=corr_records_mixup,nu=1",
+       "--workdir", str(tmp_path), "--config.model.name=resnet8", "--config.train.epochs=1",
+       "--config.train.batch_size=64", "--config.train.progress_bar=False", "--config.train.log_every=4"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  res = json.loads((tmp_path / "results.json").read_text())
+  import random
+  from ltjax.data import imbalance
+  expect = [int(x) for x in imbalance.class_counts(20, 100, "exp", 0.1)]
+  random.Random(123).shuffle(expect)
+  assert res["train_counts"] == expect
+  assert "mean size" in r.stderr and "expected 4.810" in r.stderr  # 1 + 32q + 95q at q = 0.03
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  train = [l for l in lines if l["split"] == "train"]
+  assert train and all(np.isfinite(l["loss"]) and "loss_mix" in l for l in train)
+  assert res["final"]["num_examples"] == 500 and "top1_batch_mean" in res["final"]
