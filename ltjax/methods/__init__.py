@@ -2,9 +2,10 @@
 
 from ltjax.methods.base import Method
 from ltjax.methods.records import Records, SoLar
+from ltjax.methods.rotation import Rotation
 from ltjax.methods.supervised import Supervised
 
-REGISTRY = {m.name: m for m in (Supervised,)}
+REGISTRY = {m.name: m for m in (Supervised, Rotation)}
 REGISTRY.update({m.name: m for m in (Records, SoLar)})  # long-tailed partial-label learning (spec B)
 
 

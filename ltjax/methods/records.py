@@ -155,6 +155,8 @@ class _PartialLabel(Method):
                "for CIFAR-10)", data.name)
     self.candidates = generate_candidates(np.asarray(data.train.labels), data.num_classes,
                                           float(self.s.partial_rate), bool(self.s.hierarchical), rng)
+    if data.train.images is None:
+      raise ConfigError(f"{self.name} needs an in-memory dataset (CIFAR, digits); '{data.name}' is file-backed")
     self.image_shape = tuple(data.train.images.shape[1:])
     mean = tuple(self.s.train_mean) or tuple(data.mean)
     std = tuple(self.s.train_std) or tuple(data.std)
@@ -392,7 +394,7 @@ class SoLar(_PartialLabel):
     if self.s.est_epochs and epoch == self.s.est_epochs:  # stage 2: new model, optimizer, table, queue
       log.info("SoLar: pre-estimation done after %d epochs, prior %s; starting the final stage", epoch,
                np.round(emp, 4).tolist())
-      image = run.data.train.images[:1].astype(np.float32)
+      image = run.data.example_input()
       key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed), 0x501a)
       variables = jax.jit(lambda r, x: run.model.init(r, x, train=False))(key, image)
       params = variables["params"]
