@@ -11,7 +11,9 @@ ARGS = `row=corr|corr_records|corr_records_mixup|solar` (default corr_records_mi
 Command:
   python main.py --config configs/records_digits.py --workdir runs/records_digits
   python main.py --config configs/records_digits.py:row=corr --workdir runs/records_digits_corr
-Expected: about a minute on 2 CPU cores (measured figures in docs/BENCHMARKS.md).
+Expected (docs/BENCHMARKS.md): 70–100 s on 2 CPU cores (SoLar about 2–5 min); top-1 at the last epoch
+corr 88.0, corr_records 90.3, corr_records_mixup 91.3, solar 84.7 — RECORDS lifts the three rarest classes from
+66.7 to 78.9–80.0.
 """
 
 from configs.records_cifar import ROWS, apply_row

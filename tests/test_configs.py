@@ -38,6 +38,57 @@ def test_other_configs_validate_and_bad_arguments_fail():
     cifar_lt.get_config("rho=0.1")
 
 
+# ------------------------------------------------------------------------------------------ RECORDS (spec B.8-B.11)
+from configs import records_cifar, records_digits  # noqa: E402
+
+_RECORDS_CELLS = [(ds, imb, q, row) for ds in ("cifar10", "cifar100") for imb in ("0.02", "0.01")
+                  for q in records_cifar.QS[ds] for row in records_cifar.ROWS]
+
+
+@pytest.mark.parametrize("dataset,imb,q,row", _RECORDS_CELLS)
+def test_every_records_table_cell_validates(dataset, imb, q, row):
+  arg = f"dataset={dataset},imb={imb},q={q},row={row}"
+  c = records_cifar.get_config(arg)
+  config_lib.validate(c)
+  assert (c.model.name, c.optim.lr, c.optim.weight_decay, c.optim.momentum) == ("resnet18_cifar", 0.01, 1e-3, 0.9)
+  assert (c.optim.schedule, c.train.batch_size, c.seed, c.data.drop_remainder) == ("records_cosine", 256, 123, True)
+  assert c.data.imb_factor == float(imb) and c.data.mean == (0.5071, 0.4867, 0.4408)  # CIFAR-100 test statistics
+  s = c[c.method]
+  assert s.partial_rate == q and not s.hierarchical and c.data.count_shuffle_seed == -1
+  assert tuple(s.train_mean) == ((0.4914, 0.4822, 0.4465) if dataset == "cifar10" else (0.5071, 0.4867, 0.4408))
+  if row == "solar":
+    est = {"cifar10": 100, "cifar100": 20}[dataset]
+    assert c.method == "solar" and s.est_epochs == est and c.train.epochs == est + 800 and c.optim.restart_epoch == est
+    assert (s.rho_start, s.rho_end) == {"cifar10": (0.2, 0.6), "cifar100": (0.2, 0.5)}[dataset]
+    assert (s.gamma1, s.gamma2) == {"cifar10": (0.1, 0.01), "cifar100": (0.05, 0.01)}[dataset]
+    assert (s.queue_length, s.lamd, s.eta, s.tau, s.warmup_epoch) == (64, 3.0, 0.9, 0.99, 50)
+  else:
+    assert c.method == "records" and c.train.epochs == 800 and s.upd_start == 1 and s.momentum == 0.9
+    assert (s.debias, s.mixup) == {"corr": (False, False), "corr_records": (True, False),
+                                   "corr_records_mixup": (True, True)}[row] and s.alpha == 1.0
+  assert records_cifar.published(arg) > 30.0
+  assert str(records_cifar.published(arg)) in records_cifar.__doc__
+
+
+def test_records_published_numbers_and_nu_rows():
+  assert records_cifar.published("dataset=cifar10,imb=0.01,q=0.3,row=corr") == 66.38
+  assert records_cifar.published("dataset=cifar10,imb=0.02,q=0.7,row=corr_records_mixup") == 71.24
+  assert records_cifar.published("dataset=cifar100,imb=0.01,q=0.07,row=solar") == 39.15
+  assert records_cifar.published("dataset=cifar100,imb=0.02,q=0.05,row=corr_records") == 45.56
+  for row in records_cifar.ROWS:
+    for imb in ("0.02", "0.01"):
+      for q in records_cifar.QS["cifar100"]:
+        c = records_cifar.get_config(f"dataset=cifar100,imb={imb},q={q},row={row},nu=1")
+        config_lib.validate(c)
+        assert c[c.method].hierarchical and c.data.count_shuffle_seed == 123 and c.data.group_bounds == ()
+        with pytest.raises(KeyError):
+          records_cifar.published(f"dataset=cifar100,imb={imb},q={q},row={row},nu=1")
+  for row in records_cifar.ROWS:
+    config_lib.validate(records_digits.get_config(f"row={row}"))
+  with pytest.raises(ValueError, match="unknown row"):
+    records_cifar.get_config("row=oracle_la")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Large-scale rows (spec §2.6)
 from configs import imagenet_lt, inat2018, large_lt, places_lt  # noqa: E402

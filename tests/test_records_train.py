@@ -1,6 +1,6 @@
 """RECORDS / SoLar end to end on the embedded digits: resume restores the confidence table (and everything else)
-bit-exactly, 1 device equals 8, SoLar's second stage restarts model/optimizer/table, the CLI run reports the
-official figures."""
+bit-exactly, 1 device equals 8, SoLar's second stage restarts model/optimizer/table; main.py on mock CIFAR-100-LT-NU
+reports the official figures."""
 
 import json
 import os
@@ -77,8 +77,8 @@ def test_one_device_equals_eight(tmp_path, row):
   assert jax.device_count() == 8
   out = []
   for n in (1, 8):
-    cfg = cfg_for(row, **{"mesh.num_devices": n, "records.upd_start" if row != "solar" else "solar.rho_end": 0
-                          if row != "solar" else 0.8})
+    extra = {} if row == "solar" else {"records.upd_start": 0}  # RECORDS: updates and the mixed term from step 0
+    cfg = cfg_for(row, **{"mesh.num_devices": n, **extra})
     spe = loop.setup(cfg).train_input.steps_per_epoch
     stop = 3 if row != "solar" else spe + 3  # SoLar: its full loss starts with the second epoch
     with pytest.raises(loop.Preempted):
@@ -89,16 +89,29 @@ def test_one_device_equals_eight(tmp_path, row):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-3, atol=1e-4)
 
 
-def test_cli_run_reports_official_figures(tmp_path):
+def test_main_on_mock_cifar100_nu_with_records_views(tmp_path):
+  """main.py on TFDS-mocked CIFAR-100 (balanced, real-format ids) as CIFAR-100-LT-NU: Python-shuffled class sizes,
+  superclass-aware candidates, the weak/strong RandomAugment views in the tf.data pipeline."""
+  from tests.test_main import MOCK_MAIN
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   env.pop("XLA_FLAGS", None)
-  r = subprocess.run([sys.executable, "main.py", "--config", "configs/records_digits.py:row=corr_records",
-                      "--workdir", str(tmp_path), "--config.train.epochs=1", "--config.train.eval_every=1",
-                      "--config.train.progress_bar=False"], cwd=ROOT, env=env, capture_output=True, text=True,
-                     timeout=600)
+  r = subprocess.run(
+      [sys.executable, "-c", MOCK_MAIN, "--config",
+       "configs/records_cifar.py:dataset=cifar100,imb=0.1,q=0.03,row=corr_records_mixup,nu=1",
+       "--workdir", str(tmp_path), "--config.model.name=resnet8", "--config.train.epochs=1",
+       "--config.train.batch_size=64", "--config.train.progress_bar=False", "--config.train.log_every=4"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
   res = json.loads((tmp_path / "results.json").read_text())
-  assert res["method"] == "records" and res["epochs"] == 1
-  for k in ("top1", "top1_batch_mean", "many_rank", "medium_rank", "few_rank", "many_idx"):
+  import random
+  from ltjax.data import imbalance
+  expect = [int(x) for x in imbalance.class_counts(20, 100, "exp", 0.1)]
+  random.Random(123).shuffle(expect)
+  assert res["train_counts"] == expect
+  assert "mean size" in r.stderr and "expected 4.810" in r.stderr  # 1 + 32q + 95q at q = 0.03
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  train = [l for l in lines if l["split"] == "train"]
+  assert train and all(np.isfinite(l["loss"]) and "loss_mix" in l for l in train)
+  assert res["method"] == "records" and res["final"]["num_examples"] == 500
+  for k in ("top1", "top1_batch_mean", "many_rank", "medium_rank", "few_rank", "many_thr"):
     assert k in res["final"], k
-  assert res["final"]["top1"] > 15.0

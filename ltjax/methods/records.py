@@ -107,6 +107,13 @@ def _pl_defaults(c: ml_collections.ConfigDict) -> None:
   c.train_std = ()
 
 
+def _section(cfg, cls):
+  if cls.name not in cfg:
+    raise ConfigError(f"method '{cls.name}' needs its config section: add `c.{cls.name} = "
+                      f"ltjax.methods.records.{cls.__name__}.config_defaults()` to the config")
+  return cfg[cls.name]
+
+
 def _pl_validate(s, cfg) -> None:
   if not 0.0 <= s.partial_rate <= 1.0:  # NaN fails too
     raise ConfigError(f"config.{cfg.method}.partial_rate = {s.partial_rate} must lie in [0, 1] (the flip "
@@ -148,6 +155,8 @@ class _PartialLabel(Method):
                "for CIFAR-10)", data.name)
     self.candidates = generate_candidates(np.asarray(data.train.labels), data.num_classes,
                                           float(self.s.partial_rate), bool(self.s.hierarchical), rng)
+    if data.train.images is None:
+      raise ConfigError(f"{self.name} needs an in-memory dataset (CIFAR, digits); '{data.name}' is file-backed")
     self.image_shape = tuple(data.train.images.shape[1:])
     mean = tuple(self.s.train_mean) or tuple(data.mean)
     std = tuple(self.s.train_std) or tuple(data.std)
@@ -204,7 +213,7 @@ class Records(_PartialLabel):
 
   @staticmethod
   def validate(cfg) -> None:
-    s = cfg.records
+    s = _section(cfg, Records)
     _pl_validate(s, cfg)
     if s.mixup and not s.debias:
       raise ConfigError("config.records.mixup is only defined together with config.records.debias (upstream "
@@ -326,7 +335,7 @@ class SoLar(_PartialLabel):
 
   @staticmethod
   def validate(cfg) -> None:
-    s = cfg.solar
+    s = _section(cfg, SoLar)
     _pl_validate(s, cfg)
     if s.est_epochs < 0 or cfg.train.epochs <= s.est_epochs:
       raise ConfigError(f"config.train.epochs = {cfg.train.epochs} must exceed config.solar.est_epochs = "
@@ -385,7 +394,7 @@ class SoLar(_PartialLabel):
     if self.s.est_epochs and epoch == self.s.est_epochs:  # stage 2: new model, optimizer, table, queue
       log.info("SoLar: pre-estimation done after %d epochs, prior %s; starting the final stage", epoch,
                np.round(emp, 4).tolist())
-      image = run.data.train.images[:1].astype(np.float32)
+      image = run.data.example_input()
       key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed), 0x501a)
       variables = jax.jit(lambda r, x: run.model.init(r, x, train=False))(key, image)
       params = variables["params"]
