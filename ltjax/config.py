@@ -70,6 +70,8 @@ def default() -> ml_collections.ConfigDict:
   c.optim.schedule = "arb_step"  # a key of ltjax.train.optim schedules
   c.optim.warmup_epochs = 5
   c.optim.legacy_order = False  # ss_step only: the pre-2021 branch order (spec §3.2)
+  # sbcl_cosine only: False = the official warm-up with negative LRs in epoch 0 (SBCL spec A.10.1); True = fixed.
+  c.optim.fix_negative_warmup = False
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 200
