@@ -13,7 +13,7 @@ import ml_collections
 from ml_collections import config_dict
 
 # Names accepted by `config.train_rule` (spec ARB_AND_SEMISELF §3.1).
-TRAIN_RULES = ("none", "reweight", "drw", "resample")
+TRAIN_RULES = ("none", "reweight", "drw", "resample", "class_aware")
 SELECT_ON = ("test", "val", "last")
 
 
@@ -41,7 +41,9 @@ def default() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "resnet32"
-  c.model.head = "auto"  # auto | linear | cosine ("auto": cosine for LDAM, linear otherwise, as SS/LD do).
+  # auto | linear | cosine | linear_torch (nn.Linear's default U(±1/√D) init) ("auto": cosine for LDAM, linear
+  # otherwise, as SS/LD do).
+  c.model.head = "auto"
   c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32).
 
   c.loss = ml_collections.ConfigDict()
@@ -59,7 +61,8 @@ def default() -> ml_collections.ConfigDict:
   c.loss.las_shape = "concave"
   c.loss.las_power = 3.0
 
-  c.train_rule = "none"  # none | reweight | drw | resample (spec §3.1)
+  # none | reweight | drw | resample (spec §3.1) | class_aware (class-aware sampler, 4 per class: SBCL A.5.5 "CB")
+  c.train_rule = "none"
   c.cb_beta = 0.9999  # effective-number β for reweight / drw / resample
   c.drw_epoch = 160  # DRW switches to class-balanced weights at this epoch index
   c.mixup_alpha = 0.0  # >0: mixup with λ ~ Beta(α, α) (spec §2.3)
@@ -171,7 +174,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if b and (len(b) != 2 or not 0 < b[0] < b[1]):
     raise ConfigError(f"config.data.group_bounds = {b} must be () or (a, b) with 0 < a < b < num_classes")
   _choice("model.name", cfg.model.name, MODELS)
-  _choice("model.head", cfg.model.head, ("auto", "linear", "cosine"))
+  _choice("model.head", cfg.model.head, ("auto", "linear", "cosine", "linear_torch"))
   _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))
   _choice("loss.name", cfg.loss.name, losses.REGISTRY)
   _choice("loss.reduction", cfg.loss.reduction, ("mean", "sum"))
