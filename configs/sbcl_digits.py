@@ -10,8 +10,8 @@ Commands:
   python main.py --config configs/sbcl_digits.py:stage=1 --workdir runs/sbcl_digits_s1
   python main.py --config configs/sbcl_digits.py:stage=2,rule=drw --config.init.workdir=runs/sbcl_digits_s1 \
       --workdir runs/sbcl_digits_s2
-Expected (2 CPU cores, shared, load ~9): stage 1 about 3 min, stage 2 (drw, 10 epochs) about 40 s; stage 2 best
-test top-1 82.3% (many/medium/few 88.3 / 84.4 / 70.0, threshold groups) — docs/BENCHMARKS.md: SBCL. No published
+Expected (2 CPU cores, shared, load ~7): stage 1 about 1.7 min, stage 2 (drw, 10 epochs) about 40 s; stage 2 best
+test top-1 78.3% (many/medium/few 88.3 / 85.0 / 48.3, threshold groups) — docs/BENCHMARKS.md: SBCL. No published
 number (a smoke-scale setting of our own).
 """
 
