@@ -28,7 +28,7 @@ def default() -> ml_collections.ConfigDict:
   c.method = "supervised"  # a key of ltjax.methods.REGISTRY.
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "digits"  # digits | cifar10 | cifar100 | svhn
+  c.data.name = "digits"  # digits | cifar10 | cifar100 | svhn | imagenet_lt | inat2018 | places_lt (+ _tfds variants)
   c.data.data_dir = ""  # TFDS data dir; "" = TFDS default (~/tensorflow_datasets or $TFDS_DATA_DIR).
   c.data.imb_type = "exp"  # exp | step | none
   c.data.imb_factor = 0.01  # ρ ∈ (0, 1]; the paper's imbalance ratio is 1/ρ.

@@ -6,7 +6,7 @@ with p = 0.5, scale to [0, 1], normalise x ← (x − mean) / std per channel. P
 torchvision's RandomCrop(padding=4) pads the PIL image with black pixels.
 
 Large-scale recipe (§1.4, file-backed datasets; `ImageRecipe`): RandomResizedCrop with torchvision's sampling
-(10 tries, then the center-crop fallback) decoding only the crop window of a JPEG, flip, ColorJitter, normalise;
+(10 tries, then the center-crop fallback; optionally decoding only the crop window of a JPEG), flip, ColorJitter, normalise;
 eval Resize 256 + CenterCrop 224. Resizes are bilinear with antialiasing (as PIL) and stay in float (PIL rounds
 to uint8 after each step: differences ≤ 0.5/255 per pixel, docs/DEVIATIONS.md).
 
@@ -18,7 +18,6 @@ normalise.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Sequence, Tuple
 
@@ -68,7 +67,9 @@ class ImageRecipe:
   ratio: Tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
   flip: bool = True
   color_jitter: Tuple[float, float, float] = (0.4, 0.4, 0.4)
-  window_decode: bool = True  # JPEG: decode only the crop window (see decode_random_resized_crop)
+  # JPEG: decode only the crop window (decode_random_resized_crop). Off by default: exact torchvision pixels, and on
+  # 500×375 JPEGs it measured no faster here (docs/BENCHMARKS.md).
+  window_decode: bool = False
 
 
 RRC_TRIES = 10  # torchvision RandomResizedCrop.get_params: 10 attempts, then a center-crop fallback
@@ -180,22 +181,23 @@ def jitter_params(seed, strengths: Sequence[float]):
 def apply_color_jitter(x, factors, order, active: Sequence[int]):
   """Applies the adjustments `active[order[0]], active[order[1]], …` to float RGB x ∈ [0, 1] [H, W, 3], each
   followed by a clip to [0, 1]:  0 brightness x·f;  1 contrast f·x + (1 − f)·mean(gray(x));
-  2 saturation f·x + (1 − f)·gray(x);  gray = 0.299 R + 0.587 G + 0.114 B (PIL's convert('L'))."""
+  2 saturation f·x + (1 − f)·gray(x);  gray = 0.299 R + 0.587 G + 0.114 B (PIL's convert('L')).
+
+  Each is the affine x ← clip(a·x + b·gray(x) + c) with (a, b, c) = (f, 0, 0), (f, 0, (1 − f)·mean gray) or
+  (f, 1 − f, 0); one pass per position selects the coefficients by index (branch-free: tf.switch_case inside
+  tf.data cost 3x, computing every candidate 2x).
+  """
   import tensorflow as tf
   gray_w = tf.constant(_GRAY, tf.float32)
-
-  def gray(img):
-    return tf.reduce_sum(img * gray_w, axis=-1, keepdims=True)
-
-  ops = [lambda img: img * factors[0],
-         lambda img: factors[1] * img + (1.0 - factors[1]) * tf.reduce_mean(gray(img)),
-         lambda img: factors[2] * img + (1.0 - factors[2]) * gray(img)]
-
-  def apply(i, img):
-    return tf.clip_by_value(ops[i](img), 0.0, 1.0)
-
+  f = tf.gather(factors, list(active))  # factors of the active adjustments, in `active` order
+  kinds = tf.constant(list(active), tf.int32)
   for k in range(len(active)):
-    x = tf.switch_case(order[k], [functools.partial(apply, i, x) for i in active])
+    j = order[k]
+    kind, fk = kinds[j], f[j]
+    g = tf.reduce_sum(x * gray_w, axis=-1, keepdims=True)
+    b = tf.where(kind == 2, 1.0 - fk, 0.0)
+    c = tf.where(kind == 1, (1.0 - fk) * tf.reduce_mean(g), 0.0)
+    x = tf.clip_by_value(fk * x + b * g + c, 0.0, 1.0)
   return x
 
 

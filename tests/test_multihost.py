@@ -1,0 +1,118 @@
+"""Multi-process training: two JAX processes on 127.0.0.1 (2 virtual CPU devices each) train one job on file-backed
+data and end with the parameters one process with 4 devices reaches on the same global batch; an interrupted
+multi-process run resumes mid-epoch to the same result. Subprocesses have timeouts and are killed on failure."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from ltjax import distributed
+from ltjax.train import pretrained
+from tests import jpeg_tree
+from tests.multihost_worker import build_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT = 300
+CONFIG = "dataset=imagenet_lt,row=arb_ugcc_mixup"
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _overrides(root):
+  return {"data.root": root, "data.image_size": 16, "data.eval_resize": 18, "model.name": "resnet8",
+          "train.batch_size": 8, "train.eval_batch_size": 8, "train.epochs": 2, "train.progress_bar": False,
+          "train.log_every": 1, "train.eval_every": 2, "seed": 3}
+
+
+def _run_job(tmp_path, spec, num_processes=2):
+  """Starts the processes of one job; returns their return codes (all killed after TIMEOUT)."""
+  spec = dict(spec, coordinator=f"127.0.0.1:{_free_port()}", num_processes=num_processes)
+  path = tmp_path / f"spec_{_free_port()}.json"
+  path.write_text(json.dumps(spec))
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
+             TF_CPP_MIN_LOG_LEVEL="3", JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir or "",
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
+  procs = [subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "multihost_worker.py"), str(path), str(i)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(num_processes)]
+  outs, codes = [], []
+  try:
+    for p in procs:
+      out, _ = p.communicate(timeout=TIMEOUT)
+      outs.append(out)
+      codes.append(p.returncode)
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+        p.wait()
+  return codes, outs
+
+
+def _params(workdir):
+  return pretrained.load_variables(str(workdir), "last")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("inlt"))
+  jpeg_tree.make_tree(root, [5, 4, 2, 1], 1, lists=("ImageNet_LT_train.txt", "ImageNet_LT_test.txt"))
+  return root  # 12 train images, batch 8 → steps of 8 and 4, two epochs = 4 steps
+
+
+def test_two_processes_preempted_mid_epoch_and_resumed_equal_one_process_with_four_devices(tree, tmp_path):
+  """One 2-process job stops at step 3 (mid-epoch 2; checkpoint saved collectively), a new 2-process job resumes it
+  to the end: the parameters equal an uninterrupted single-process run on 4 devices with the same global batch."""
+  from ltjax.train import loop
+  cfg = build_config({"config": CONFIG, "overrides": dict(_overrides(tree), **{"mesh.num_devices": 4})})
+  ref_dir = tmp_path / "single"
+  loop.train_and_evaluate(cfg, str(ref_dir))
+  ref = _params(ref_dir)
+
+  spec = {"config": CONFIG, "overrides": _overrides(tree), "workdir": str(tmp_path / "multi")}
+  codes, outs = _run_job(tmp_path, dict(spec, stop_at_step=3))
+  assert codes == [143, 143], "\n\n".join(o[-3000:] for o in outs)
+  codes, outs = _run_job(tmp_path, spec)
+  assert codes == [0, 0], "\n\n".join(o[-3000:] for o in outs)
+  multi = _params(tmp_path / "multi")
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6), multi, ref)
+  # Logged once (process 0), one line per step across both jobs: the second job started at step 3.
+  lines = [json.loads(l) for l in open(tmp_path / "multi" / "metrics.jsonl")]
+  assert [l["step"] for l in lines if l["split"] == "train"] == [1, 2, 3, 4]
+  res = json.loads((tmp_path / "multi" / "results.json").read_text())
+  assert res["steps"] == 4
+  # Evaluation gathered every process's slice of the test split: the same numbers as the single process.
+  single = json.loads((ref_dir / "results.json").read_text())
+  assert res["final"]["top1"] == single["final"]["top1"] and res["final"]["ece"] == pytest.approx(
+      single["final"]["ece"], abs=1e-3)
+
+
+def test_distributed_settings_from_config_and_environment():
+  class D:
+    coordinator_address, num_processes, process_id, cluster_detection = "", 0, -1, False
+
+  assert distributed.settings(D(), environ={}) is None
+  env = {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "4", "JAX_PROCESS_ID": "2"}
+  assert distributed.settings(D(), environ=env) == {"coordinator_address": "h:1", "num_processes": 4,
+                                                     "process_id": 2}
+  d = D()
+  d.coordinator_address, d.num_processes, d.process_id = "a:2", 2, 1
+  assert distributed.settings(d, environ=env) == {"coordinator_address": "a:2", "num_processes": 2, "process_id": 1}
+  d.process_id = 5
+  with pytest.raises(ValueError, match="process_id"):
+    distributed.settings(d, environ={})
+  with pytest.raises(ValueError, match="incomplete"):
+    distributed.settings(D(), environ={"JAX_COORDINATOR_ADDRESS": "h:1"})
+  d = D()
+  d.cluster_detection = True
+  assert distributed.settings(d, environ={}) == {}
