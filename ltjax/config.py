@@ -13,7 +13,7 @@ import ml_collections
 from ml_collections import config_dict
 
 # Names accepted by `config.train_rule` (spec ARB_AND_SEMISELF §3.1).
-TRAIN_RULES = ("none", "reweight", "drw", "resample")
+TRAIN_RULES = ("none", "reweight", "drw", "resample", "class_aware")
 SELECT_ON = ("test", "val", "last")
 
 
@@ -75,7 +75,9 @@ def default() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "resnet32"
-  c.model.head = "auto"  # auto | linear | cosine ("auto": cosine for LDAM, linear otherwise, as SS/LD do).
+  # auto | linear | cosine | linear_torch (nn.Linear's default U(±1/√D) init) ("auto": cosine for LDAM, linear
+  # otherwise, as SS/LD do).
+  c.model.head = "auto"
   c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32).
 
   c.loss = ml_collections.ConfigDict()
@@ -93,7 +95,8 @@ def default() -> ml_collections.ConfigDict:
   c.loss.las_shape = "concave"
   c.loss.las_power = 3.0
 
-  c.train_rule = "none"  # none | reweight | drw | resample (spec §3.1)
+  # none | reweight | drw | resample (spec §3.1) | class_aware (class-aware sampler, 4 per class: SBCL A.5.5 "CB")
+  c.train_rule = "none"
   c.cb_beta = 0.9999  # effective-number β for reweight / drw / resample
   c.drw_epoch = 160  # DRW switches to class-balanced weights at this epoch index
   c.mixup_alpha = 0.0  # >0: mixup with λ ~ Beta(α, α) (spec §2.3)
@@ -106,6 +109,8 @@ def default() -> ml_collections.ConfigDict:
   c.optim.schedule = "arb_step"  # a key of ltjax.train.optim schedules
   c.optim.warmup_epochs = 5
   c.optim.legacy_order = False  # ss_step only: the pre-2021 branch order (spec §3.2)
+  # sbcl_cosine only: False = the official warm-up with negative LRs in epoch 0 (SBCL spec A.10.1); True = fixed.
+  c.optim.fix_negative_warmup = False
   c.optim.restart_epoch = 0  # records_cosine only: the schedule restarts here (SoLar's second stage, spec B.7)
 
   c.train = ml_collections.ConfigDict()
@@ -224,7 +229,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if cfg.optim.restart_epoch < 0:
     raise ConfigError("config.optim.restart_epoch must be >= 0 (0 = no restart)")
   _choice("model.name", cfg.model.name, MODELS)
-  _choice("model.head", cfg.model.head, ("auto", "linear", "cosine"))
+  _choice("model.head", cfg.model.head, ("auto", "linear", "cosine", "linear_torch"))
   _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))
   _choice("loss.name", cfg.loss.name, losses.REGISTRY)
   _choice("loss.reduction", cfg.loss.reduction, ("mean", "sum"))

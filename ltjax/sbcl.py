@@ -316,3 +316,16 @@ def sbcl_loss(z: jax.Array, labels: jax.Array, sub_labels: jax.Array, class_temp
   t = jnp.asarray(class_temps, s.dtype)[y][:, None]
   l2 = _supcon_terms(s / t, other_view | (same_y & ~same_k), other_view | ~same_k)
   return jnp.mean((temperature / base_temperature) * l1 + gamma * l2)
+
+
+def sbcl_ccl_loss(z: jax.Array, labels: jax.Array, sub_labels: jax.Array, temperature: float = 0.1,
+                  base_temperature: float = 0.07, gamma: float = 0.25, class_temperature: float = 0.1):
+  """SBCL alternative `SupConLoss_ccl` (spec A.5.3, `--train_rule` ≠ Rank), scalar. No class temperatures.
+
+    ℓ1(a) as in `sbcl_loss` (SupCon on subclasses, τ = 0.1);  ℓ^SC(a) = class-level SupCon at T = 0.1 (denominator
+    all b ≠ a, positives all same-class b ≠ a)
+    L = mean_a [ (τ/τ_b)·ℓ1(a) + γ·ℓ^SC(a) ]      (τ_b = 0.07, γ = 0.25)
+  = supcon_loss(z, k, τ, τ_b) + γ·supcon_loss(z, y, T, T).
+  """
+  return (supcon_loss(z, sub_labels, temperature, base_temperature)
+          + gamma * supcon_loss(z, labels, class_temperature, class_temperature))

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from configs import arb_cifar100, cifar_lt, quickstart, svhn_lt
+from configs import arb_cifar100, cifar_lt, quickstart, sbcl_cifar, sbcl_digits, svhn_lt
 from ltjax import config as config_lib
 
 
@@ -89,6 +89,41 @@ def test_records_published_numbers_and_nu_rows():
     records_cifar.get_config("row=oracle_la")
 
 
+@pytest.mark.parametrize("dataset,imb,stage,rule", [(d, i, "1", "drw") for d in ("cifar10", "cifar100")
+                                                    for i in ("0.01", "0.02", "0.1")]
+                         + [(d, i, "2", r) for d in ("cifar10", "cifar100") for i in ("0.01", "0.02", "0.1")
+                            for r in sorted(sbcl_cifar.STAGE2_RULES)])
+def test_every_sbcl_setting_validates(dataset, imb, stage, rule):
+  c = sbcl_cifar.get_config(f"dataset={dataset},imb={imb},stage={stage},rule={rule}")
+  config_lib.validate(c)
+  assert c.data.name == dataset and c.data.imb_factor == float(imb) and c.model.name == "resnet32"
+
+
+def test_sbcl_configs_encode_the_spec():
+  s1 = sbcl_cifar.get_config("stage=1")
+  assert (s1.method, s1.optim.lr, s1.optim.momentum, s1.optim.weight_decay, s1.train.batch_size, s1.train.epochs) \
+      == ("sbcl", 0.5, 0.9, 1e-4, 1024, 1000)                                      # A.6.1
+  assert (s1.optim.schedule, s1.optim.warmup_epochs, s1.optim.fix_negative_warmup) == ("sbcl_cosine", 10, False)
+  assert (s1.sbcl.loss_mode, s1.sbcl.warm_epochs, s1.sbcl.step, s1.sbcl.cluster) == ("rank", 10, 10, 10)
+  assert tuple(s1.sbcl.projection) == (64, 128) and s1.sbcl.temperature == 0.1      # A.3.2, A.5.1
+  assert (s1.sbcl.sbcl_temperature, s1.sbcl.sbcl_base_temperature, s1.sbcl.gamma) == (0.1, 0.07, 0.25)  # A.5.2
+  assert (s1.train.eval_every, s1.train.select_on, s1.data.drop_remainder) == (0, "last", False)
+  for rule, want in {"drw": ("ldam", "cosine", "reweight", "sbcl_linear_step", 200),
+                     "reweight": ("ldam", "cosine", "resample", "sbcl_linear_cosine", 200),
+                     "cb": ("ce", "linear_torch", "class_aware", "sbcl_linear_cosine", 45),
+                     "ce": ("ce", "linear_torch", "none", "sbcl_linear_step", 200)}.items():    # A.5.5, A.6.2
+    c = sbcl_cifar.get_config(f"stage=2,rule={rule}")
+    assert (c.loss.name, c.model.head, c.train_rule, c.optim.schedule, c.train.epochs) == want, rule
+    assert (c.method, c.optim.lr, c.optim.weight_decay, c.train.batch_size, c.cb_beta) == ("supervised", 0.1, 0.0,
+                                                                                           128, 0.9999)
+    assert (c.train.trainable, c.train.frozen_bn, c.init.checkpoint, c.init.strict) == ("^fc/", "eval", "last", True)
+    assert (c.loss.ldam_max_m, c.loss.ldam_s) == (0.5, 30.0)
+  for arg in ("stage=1", "stage=2,rule=drw", "stage=2,rule=cb"):
+    config_lib.validate(sbcl_digits.get_config(arg))
+  with pytest.raises(ValueError, match="unknown stage-2 rule"):
+    sbcl_cifar.get_config("stage=2,rule=ldam")
+  with pytest.raises(ValueError, match="stage must be"):
+    sbcl_cifar.get_config("stage=3")
 # ----------------------------------------------------------------------------------------------------------------
 # Large-scale rows (spec §2.6)
 from configs import imagenet_lt, inat2018, large_lt, places_lt  # noqa: E402

@@ -9,6 +9,10 @@ Large-scale recipe (§1.4, file-backed datasets; `ImageRecipe`): RandomResizedCr
 (10 tries, then the center-crop fallback; optionally decoding only the crop window of a JPEG), flip, ColorJitter, normalise;
 eval Resize 256 + CenterCrop 224. Resizes are bilinear with antialiasing (as PIL) and stay in float (PIL rounds
 to uint8 after each step: differences ≤ 0.5/255 per pixel, docs/DEVIATIONS.md).
+
+SupCon/SimCLR view recipe (SBCL stage 1, spec SBCL_AND_RECORDS A.2.2; `simclr_view`, at the end): RandomResizedCrop
+(scale (0.2, 1)) on the uint8 image, flip, ColorJitter(0.4, 0.4, 0.4, hue 0.1) with p = 0.8, RandomGrayscale 0.2,
+normalise.
 """
 
 from __future__ import annotations
@@ -246,4 +250,108 @@ def large_scale_eval(encoded, recipe: ImageRecipe, mean, std):
   """Encoded bytes → float32 [S, S, 3]: Resize(eval_resize) → CenterCrop(image_size) → normalise."""
   import tensorflow as tf
   x = resize_shorter_center_crop(decode_rgb(encoded), recipe.eval_resize, recipe.image_size) / 255.0
+  return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# SimCLR / SupCon view augmentation (SBCL stage 1, spec SBCL_AND_RECORDS A.2.2), torchvision semantics
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def random_resized_crop(image, seed, size, scale=(0.2, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)):
+  """torchvision `RandomResizedCrop(size, scale, ratio)` on a uint8 [H, W, C] image → uint8 [size, size, C].
+
+  The box is `rrc_window` (torchvision's get_params: 10 attempts, then the central fallback); the crop is resized with bilinear interpolation with antialiasing (PIL's
+  BILINEAR, which widens its filter when downscaling) and rounded back to uint8, as PIL returns uint8 images.
+  """
+  import tensorflow as tf
+  shape = tf.shape(image)
+  top, left, h, w = rrc_window(shape[0], shape[1], seed, scale, ratio)
+  crop = tf.slice(image, tf.stack([top, left, 0]), tf.stack([h, w, -1]))
+  crop = tf.ensure_shape(crop, [None, None, image.shape[-1]])  # keep the static channel count in graph mode
+  out = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method="bilinear", antialias=True)
+  return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+
+
+def _grayscale(x):
+  """PIL convert('L') luma 0.299 R + 0.587 G + 0.114 B (what ColorJitter and RandomGrayscale use on the PIL images
+  the CIFAR datasets yield), keeping one channel."""
+  import tensorflow as tf
+  return tf.reduce_sum(x * tf.constant(_GRAY, tf.float32), axis=-1, keepdims=True)
+
+
+def jitter_apply(x, fb, fc, fs, fh, order):
+  """The four ColorJitter operations on float [H, W, C] pixels in [0, 1], in the order `order` (a permutation of
+  0 = brightness, 1 = contrast, 2 = saturation, 3 = hue), each followed by clamping to [0, 1] (torchvision's
+  tensor functional):
+    brightness  x ← b·x
+    contrast    x ← c·x + (1−c)·mean(gray(x))          (mean over all pixels of the grayscale image)
+    saturation  x ← s·x + (1−s)·gray(x)
+    hue         HSV hue h ← (h + fh) mod 1
+  For one-channel images saturation and hue are identities (as torchvision's functional for grayscale input).
+  """
+  import tensorflow as tf
+  if x.shape[-1] is None:
+    raise ValueError("jitter_apply needs a static channel count (tf.ensure_shape the image first)")
+  rgb = x.shape[-1] == 3
+
+  def bright(v):
+    return tf.clip_by_value(fb * v, 0.0, 1.0)
+
+  def contr(v):
+    g = _grayscale(v) if rgb else v
+    return tf.clip_by_value(fc * v + (1 - fc) * tf.reduce_mean(g), 0.0, 1.0)
+
+  def sat(v):
+    return tf.clip_by_value(fs * v + (1 - fs) * _grayscale(v), 0.0, 1.0) if rgb else v
+
+  def hue_fn(v):
+    return tf.clip_by_value(tf.image.adjust_hue(v, fh), 0.0, 1.0) if rgb else v
+
+  ops = [bright, contr, sat, hue_fn]
+  channels = x.shape[-1]
+  for k in range(4):
+    x = tf.switch_case(order[k], [lambda f=f, v=x: f(v) for f in ops])
+    x = tf.ensure_shape(x, [None, None, channels])
+  return x
+
+
+def color_jitter_hue(x, seed, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1):
+  """torchvision `ColorJitter(brightness, contrast, saturation, hue)` (with hue, and for 1- or 3-channel images;
+  `color_jitter` above is the hue-free RGB one of the large-scale recipe) on float [H, W, C] pixels in [0, 1]:
+  factors b, c, s ~ U(max(0, 1−v), 1+v), h ~ U(−hue, hue), the operations in a uniformly random order
+  (`torch.randperm(4)`), see `jitter_apply`."""
+  import tensorflow as tf
+  u = tf.random.stateless_uniform([8], seed)
+
+  def factor(v, ui):
+    lo = max(0.0, 1.0 - v)
+    return lo + ((1.0 + v) - lo) * ui
+
+  order = tf.argsort(u[4:8], stable=True)
+  return jitter_apply(x, factor(brightness, u[0]), factor(contrast, u[1]), factor(saturation, u[2]),
+                      -hue + 2 * hue * u[3], order)
+
+
+def simclr_view(image, seed, *, size: int, mean, std, flip: bool = True, scale=(0.2, 1.0), jitter_p: float = 0.8,
+                gray_p: float = 0.2, jitter=(0.4, 0.4, 0.4, 0.1)):
+  """One SupCon/SimCLR CIFAR view (SBCL `SimCLR/main.py`, spec A.2.2): uint8 [H, W, C] → float32 [size, size, C]
+
+    RandomResizedCrop(size, scale=(0.2, 1)) → RandomHorizontalFlip(0.5) → RandomApply(ColorJitter(0.4, 0.4, 0.4,
+    0.1), p=0.8) → RandomGrayscale(0.2) → ToTensor → Normalize(mean, std).
+  `flip=False` leaves out the flip (datasets such as digits whose recipe has no flip). Grayscale keeps the channel
+  count (3 identical channels); for one-channel images it is the identity.
+  """
+  import tensorflow as tf
+  if image.shape[-1] is None:
+    raise ValueError("simclr_view needs a static channel count (tf.ensure_shape the image first)")
+  s = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
+  x = random_resized_crop(image, s[0], size, scale=scale)
+  if flip:
+    x = tf.image.stateless_random_flip_left_right(x, seed=s[1])
+  x = tf.cast(x, tf.float32) / 255.0
+  u = tf.random.stateless_uniform([2], s[2])
+  x = tf.cond(u[0] < jitter_p, lambda: color_jitter_hue(x, s[3], *jitter), lambda: x)
+  if x.shape[-1] == 3:
+    x = tf.cond(u[1] < gray_p, lambda: tf.tile(_grayscale(x), [1, 1, 3]), lambda: x)
   return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)

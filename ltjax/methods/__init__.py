@@ -3,9 +3,10 @@
 from ltjax.methods.base import Method
 from ltjax.methods.records import Records, SoLar
 from ltjax.methods.rotation import Rotation
+from ltjax.methods.sbcl import SBCL
 from ltjax.methods.supervised import Supervised
 
-REGISTRY = {m.name: m for m in (Supervised, Rotation)}
+REGISTRY = {m.name: m for m in (Supervised, Rotation, SBCL)}
 REGISTRY.update({m.name: m for m in (Records, SoLar)})  # long-tailed partial-label learning (spec B)
 
 

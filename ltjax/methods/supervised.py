@@ -22,6 +22,9 @@ from ltjax.config import ConfigError
 from ltjax.methods.base import Method
 
 
+CLASS_AWARE_PER_CLASS = 4  # items taken per class visit (ClassAwareSampler's num_samples_cls)
+
+
 class Supervised(Method):
   name = "supervised"
 
@@ -53,6 +56,14 @@ class Supervised(Method):
     if not self.weighted:
       return {}
     return {"class_weights": np.asarray(self.class_weights(epoch), np.float32)}
+
+  def epoch_order(self, epoch: int, seed: int) -> Optional[np.ndarray]:
+    """train_rule 'class_aware': the class-aware sampler (4 consecutive items per visited class, max_c n_c · C
+    draws per epoch; SBCL `--train_rule CB`, spec SBCL_AND_RECORDS A.5.5)."""
+    if self.cfg.train_rule != "class_aware":
+      return None
+    from ltjax.data.samplers import class_aware_order
+    return class_aware_order(self.train_labels, self.stats.num_classes, seed, epoch, per_class=CLASS_AWARE_PER_CLASS)
 
   def sampling_probabilities(self, epoch: int) -> Optional[np.ndarray]:
     if self.cfg.train_rule != "resample":

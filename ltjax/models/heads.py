@@ -65,4 +65,18 @@ class ProjectionHead(nn.Module):
     return x
 
 
-HEADS = {"linear": LinearHead, "cosine": CosineHead}
+class TorchLinearHead(nn.Module):
+  """z = f W + b with nn.Linear's default init: W [D, C] and b [C] both ~ U(±1/√D) (a classifier built outside any
+  Kaiming init loop, e.g. SBCL's stage-2 `LinearClassifier`)."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, f):
+    d = f.shape[-1]
+    w = self.param("kernel", pytorch_linear_bias(d), (d, self.num_classes), jnp.float32)
+    b = self.param("bias", pytorch_linear_bias(d), (self.num_classes,), jnp.float32)
+    return f.astype(jnp.float32) @ w + b
+
+
+HEADS = {"linear": LinearHead, "cosine": CosineHead, "linear_torch": TorchLinearHead}

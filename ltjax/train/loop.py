@@ -105,7 +105,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Run:
   model_kw = dict(num_classes=data.num_classes, head=_head(cfg), dtype=cfg.model.dtype)
   model_kw.update(method.model_kwargs())
   model = create_model(cfg.model.name, **model_kw)
-  table = optim.lr_table_from_config(cfg)
+  table = optim.lr_table_from_config(cfg, steps_per_epoch=batches.steps_per_epoch)  # [E] or per-step [E, spe]
   schedule = optim.epoch_schedule(table, batches.steps_per_epoch)
   frozen = None
   if cfg.train.trainable:

@@ -152,6 +152,63 @@ def constant(e: int, base_lr: float) -> float:
   return base_lr
 
 
+def sbcl_cosine(e: int, base_lr: float, num_epochs: int, steps_per_epoch: int, warmup: int = 10,
+                warmup_from: float = 0.01, decay_rate: float = 0.1, fix_negative_warmup: bool = False):
+  """SBCL CIFAR stage 1 (`SimCLR/main.py`, SupCon's schedule, spec A.6.1): per-STEP rates of epoch e, a list of
+  `steps_per_epoch` floats (N_b = steps_per_epoch, b = 0-based step within the epoch).
+
+  Cosine per epoch:  η_e = η_min + (η_0 − η_min)·(1 + cos(π·e/E))/2,   η_min = η_0·decay_rate⁴ (5e-5 for 0.5).
+  Warm-up (the official code enables it for batch > 256; here whenever warmup > 0), for e ≤ warmup:
+      η = warmup_from + p·(η_w − warmup_from),   p = (b + (e − 1)·N_b)/(warmup·N_b),
+      η_w = η_0·decay_rate³ + (η_0 − η_0·decay_rate³)·(1 + cos(π·warmup/E))/2   (≈ 0.49988; note 0.1³, not 0.1⁴)
+  The formula is written for 1-based epochs but the loop is 0-based, so epoch 0 has p ∈ [−0.1, 0): NEGATIVE
+  rates (≈ −0.039 at the first step), and the ramp ends at epoch `warmup` (≈ 0.4955); epoch warmup+1 resumes the
+  cosine. That is the official behaviour (spec A.10 item 1) and the default.
+  `fix_negative_warmup=True`: the ramp uses the epoch count SupCon intended, p = (b + e·N_b)/(warmup·N_b) for
+  e < warmup (0.01 at the first step, → η_w at the end of epoch warmup−1), the cosine from epoch `warmup` on.
+  """
+  nb = int(steps_per_epoch)
+  eta_min = base_lr * decay_rate ** 4
+  cos = eta_min + (base_lr - eta_min) * (1.0 + math.cos(math.pi * e / num_epochs)) / 2.0
+  if warmup <= 0:
+    return [cos] * nb
+  lo = base_lr * decay_rate ** 3
+  eta_w = lo + (base_lr - lo) * (1.0 + math.cos(math.pi * warmup / num_epochs)) / 2.0
+  if fix_negative_warmup:
+    if e >= warmup:
+      return [cos] * nb
+    ps = [(b + e * nb) / (warmup * nb) for b in range(nb)]
+  else:
+    if e > warmup:
+      return [cos] * nb
+    ps = [(b + (e - 1) * nb) / (warmup * nb) for b in range(nb)]
+  return [warmup_from + p * (eta_w - warmup_from) for p in ps]
+
+
+def sbcl_linear_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] = (140, 180),
+                     factors: Sequence[float] = (0.1, 0.01)) -> float:
+  """SBCL CIFAR stage 2, `--train_rule DRW` (and CE) (`SimCLR/linear_classify.py`, spec A.6.2). With e' = e + 1:
+
+      lr·e'/warmup   if e' <= warmup
+      lr·0.01        if e' > 180
+      lr·0.1         if e' > 140
+      lr             otherwise
+  """
+  return _warmup_step(e, base_lr, warmup, milestones, factors, larger_first=True)
+
+
+def sbcl_linear_cosine(e: int, base_lr: float, num_epochs: int, warmup: int = 5) -> float:
+  """SBCL CIFAR stage 2, `--train_rule CB | Reweight` (spec A.6.2). With e' = e + 1:
+
+      lr·e'/warmup                                          if e' <= warmup
+      0.5·lr·(1 + cos(π·(e' − warmup)/(E − warmup)))        otherwise (0 in the last epoch)
+  """
+  ep = e + 1
+  if ep <= warmup:
+    return base_lr * ep / warmup
+  return 0.5 * base_lr * (1.0 + math.cos(math.pi * (ep - warmup) / (num_epochs - warmup)))
+
+
 SCHEDULES: Dict[str, Callable[..., float]] = {
     "arb_step": arb_step,
     "mislas_step": mislas_step,
@@ -164,6 +221,9 @@ SCHEDULES: Dict[str, Callable[..., float]] = {
     "records_cosine": records_cosine,
     "records_step": records_step,
     "constant": constant,
+    "sbcl_cosine": sbcl_cosine,  # per-step (takes steps_per_epoch): its table is [E, steps_per_epoch]
+    "sbcl_linear_step": sbcl_linear_step,
+    "sbcl_linear_cosine": sbcl_linear_cosine,
 }
 
 
@@ -171,8 +231,12 @@ def _params_of(fn) -> Dict[str, inspect.Parameter]:
   return dict(inspect.signature(fn).parameters)
 
 
-def lr_table(name: Any, base_lr: Optional[float] = None, num_epochs: Optional[int] = None, **kw) -> np.ndarray:
+def lr_table(name: Any, base_lr: Optional[float] = None, num_epochs: Optional[int] = None,
+             steps_per_epoch: Optional[int] = None, **kw) -> np.ndarray:
   """Per-epoch learning rates, float64 `[num_epochs]`, entry e = the LR used for the whole 0-based epoch e.
+
+  A per-step schedule (one that takes `steps_per_epoch`, e.g. `sbcl_cosine`) gives `[num_epochs, steps_per_epoch]`
+  instead (entry [e, b] = the LR of step b of epoch e) and needs `steps_per_epoch`.
 
   `lr_table("arb_step", 0.1, 200)`, `lr_table("ss_step", 0.1, 200, legacy_order=True)`, ... `kw` are the schedule's
   own keyword arguments; `num_epochs` is passed to the schedules that take it (the cosines).
@@ -183,7 +247,7 @@ def lr_table(name: Any, base_lr: Optional[float] = None, num_epochs: Optional[in
   Raises ValueError for an unknown name (listing the known ones) or a keyword the schedule does not take.
   """
   if not isinstance(name, str):
-    return lr_table_from_config(name, num_epochs=num_epochs)
+    return lr_table_from_config(name, num_epochs=num_epochs, steps_per_epoch=steps_per_epoch)
   if name not in SCHEDULES:
     raise ValueError(f"unknown LR schedule {name!r}; known schedules: {sorted(SCHEDULES)}")
   if base_lr is None or num_epochs is None:
@@ -192,16 +256,21 @@ def lr_table(name: Any, base_lr: Optional[float] = None, num_epochs: Optional[in
     raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
   fn = SCHEDULES[name]
   accepted = _params_of(fn)
-  bad = sorted(k for k in kw if k not in accepted or k in ("e", "base_lr", "num_epochs"))
+  fixed = ("e", "base_lr", "num_epochs", "steps_per_epoch")
+  bad = sorted(k for k in kw if k not in accepted or k in fixed)
   if bad:
-    options = [k for k in accepted if k not in ("e", "base_lr", "num_epochs")]
+    options = [k for k in accepted if k not in fixed]
     raise ValueError(f"LR schedule {name!r} takes no argument(s) {bad}; it takes {options}")
   if "num_epochs" in accepted:
     kw = dict(kw, num_epochs=int(num_epochs))
+  if "steps_per_epoch" in accepted:
+    if steps_per_epoch is None or int(steps_per_epoch) < 1:
+      raise ValueError(f"LR schedule {name!r} sets the rate per step: pass steps_per_epoch >= 1, got {steps_per_epoch}")
+    kw = dict(kw, steps_per_epoch=int(steps_per_epoch))
   return np.asarray([fn(e, float(base_lr), **kw) for e in range(int(num_epochs))], dtype=np.float64)
 
 
-def lr_table_from_config(cfg, num_epochs: Optional[int] = None) -> np.ndarray:
+def lr_table_from_config(cfg, num_epochs: Optional[int] = None, steps_per_epoch: Optional[int] = None) -> np.ndarray:
   """`lr_table` for a run config: schedule `cfg.optim.schedule`, base LR `cfg.optim.lr`, `cfg.train.epochs` epochs
   (unless `num_epochs` is given). `cfg.optim.warmup_epochs` is passed as `warmup` and `cfg.optim.legacy_order` as
   `legacy_order` to the schedules that take them and ignored by the others."""
@@ -215,23 +284,35 @@ def lr_table_from_config(cfg, num_epochs: Optional[int] = None) -> np.ndarray:
     kw["warmup"] = int(o.warmup_epochs)
   if "legacy_order" in accepted and "legacy_order" in o:
     kw["legacy_order"] = bool(o.legacy_order)
+  if "fix_negative_warmup" in accepted and "fix_negative_warmup" in o:
+    kw["fix_negative_warmup"] = bool(o.fix_negative_warmup)
   if "restart_epoch" in accepted and "restart_epoch" in o:
     kw["restart_epoch"] = int(o.restart_epoch)
   epochs = int(cfg.train.epochs if num_epochs is None else num_epochs)
-  return lr_table(name, float(o.lr), epochs, **kw)
+  return lr_table(name, float(o.lr), epochs, steps_per_epoch=steps_per_epoch, **kw)
 
 
 def epoch_schedule(table: np.ndarray, steps_per_epoch: int) -> Callable[[Any], jax.Array]:
   """An optax schedule `step -> lr` that holds `table[epoch]` for the whole epoch:
   lr(step) = table[min(step // steps_per_epoch, E − 1)] (steps past the last epoch keep the last value).
+  A per-step table `[E, steps_per_epoch]` gives lr(step) = table.flat[min(step, E·steps_per_epoch − 1)].
 
   The table is stored as a float32 device constant; `step` may be a python int or a traced int array.
   """
   table = np.asarray(table, dtype=np.float64)
-  if table.ndim != 1 or table.size == 0:
-    raise ValueError(f"table must be a non-empty 1-D array of per-epoch learning rates, got shape {table.shape}")
   if steps_per_epoch < 1:
     raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+  if table.ndim == 2 and table.size:
+    if table.shape[1] != steps_per_epoch:
+      raise ValueError(f"per-step table has {table.shape[1]} steps per epoch, the run {steps_per_epoch}")
+    flat = table.reshape(-1).astype(np.float32)
+
+    def step_schedule(step):
+      return jnp.asarray(flat)[jnp.clip(jnp.asarray(step), 0, flat.size - 1)]
+
+    return step_schedule
+  if table.ndim != 1 or table.size == 0:
+    raise ValueError(f"table must be a non-empty 1-D array of per-epoch learning rates, got shape {table.shape}")
   values = table.astype(np.float32)
   last = table.size - 1
   spe = int(steps_per_epoch)
@@ -316,7 +397,7 @@ def _key_str(k) -> str:
 def from_config(cfg, steps_per_epoch: int, mask: Optional[MaskOrFn] = None, frozen: Optional[MaskOrFn] = None):
   """(tx, schedule, table) for a run config: `lr_table_from_config(cfg)`, `epoch_schedule(table, steps_per_epoch)`
   and `sgd(schedule, cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.nesterov, mask, frozen)`."""
-  table = lr_table_from_config(cfg)
+  table = lr_table_from_config(cfg, steps_per_epoch=steps_per_epoch)
   schedule = epoch_schedule(table, steps_per_epoch)
   tx = sgd(schedule, momentum=float(cfg.optim.momentum), weight_decay=float(cfg.optim.weight_decay),
            nesterov=bool(cfg.optim.nesterov), mask=mask, frozen=frozen)
