@@ -7,6 +7,8 @@ names the field and the fix.
 
 from __future__ import annotations
 
+import re
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -75,7 +77,7 @@ def default() -> ml_collections.ConfigDict:
   c.train.epochs = 200
   c.train.batch_size = 128  # global batch, split over all devices and processes
   c.train.eval_batch_size = 100
-  c.train.eval_every = 1  # epochs
+  c.train.eval_every = 1  # epochs; 0 = no evaluation (self-supervised pre-training; needs select_on = 'last')
   c.train.log_every = 50  # steps
   c.train.checkpoint_every = 1  # epochs
   c.train.keep_checkpoints = 2  # last N kept, plus the best
@@ -84,6 +86,20 @@ def default() -> ml_collections.ConfigDict:
   # >0: every this many epochs log neural-collapse geometry and attraction/repulsion means of the test split to
   # metrics.jsonl (split "diagnostics"); O(C·D²) and per-class Gram blocks, so it stays cheap for 8,142 classes.
   c.train.diagnostics_every = 0
+  # Regex on '/'-joined parameter paths (e.g. '^fc/'): only matching parameters train; the others get no gradient,
+  # no update and no weight decay (cRT, linear probing). "" = every parameter trains.
+  c.train.trainable = ""
+  # With train.trainable: 'train' runs frozen layers in train mode (BN normalises with batch statistics and updates
+  # its running statistics: cRT, SBCL ImageNet stage 2); 'eval' runs the whole network with train=False inside the
+  # loss (linear probing on a frozen encoder: SBCL CIFAR stage 2).
+  c.train.frozen_bn = "train"
+
+  # Initialise from a pre-trained run (ltjax.train.pretrained): stage 2 from stage 1, SSP fine-tuning, cRT.
+  c.init = ml_collections.ConfigDict()
+  c.init.workdir = ""  # an ltjax run directory, or a .npz of '/'-joined flax paths (params/..., batch_stats/...)
+  c.init.checkpoint = "last"  # best | last
+  c.init.exclude = ("^fc/",)  # regexes on paths (without params/): matching leaves keep their fresh init
+  c.init.strict = True  # every other leaf of the new model must exist in the source with the same shape
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # 0 = every device of every process
@@ -172,7 +188,27 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   t = cfg.train
   if t.diagnostics_every < 0:
     raise ConfigError("config.train.diagnostics_every must be >= 0 (0 = off)")
-  for name in ("epochs", "batch_size", "eval_batch_size", "eval_every", "log_every", "checkpoint_every",
+  if t.eval_every < 0:
+    raise ConfigError("config.train.eval_every must be >= 0 (0 = no evaluation)")
+  if t.eval_every == 0 and t.select_on != "last":
+    raise ConfigError("config.train.eval_every = 0 (no evaluation) needs config.train.select_on = 'last': with no "
+                      "evaluation there is no best epoch to select")
+  _choice("train.frozen_bn", t.frozen_bn, ("train", "eval"))
+  if t.trainable:
+    try:
+      re.compile(t.trainable)
+    except re.error as e:
+      raise ConfigError(f"config.train.trainable = {t.trainable!r} is not a valid regex: {e}") from None
+  elif t.frozen_bn == "eval":
+    raise ConfigError("config.train.frozen_bn = 'eval' runs the network in inference mode, which only makes sense "
+                      "for a frozen encoder: set config.train.trainable (e.g. '^fc/') or frozen_bn = 'train'")
+  _choice("init.checkpoint", cfg.init.checkpoint, ("best", "last"))
+  for pattern in cfg.init.exclude:
+    try:
+      re.compile(pattern)
+    except re.error as e:
+      raise ConfigError(f"config.init.exclude holds {pattern!r}, not a valid regex: {e}") from None
+  for name in ("epochs", "batch_size", "eval_batch_size", "log_every", "checkpoint_every",
                "keep_checkpoints"):
     if t[name] < 1:
       raise ConfigError(f"config.train.{name} = {t[name]} must be >= 1")

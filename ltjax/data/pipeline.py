@@ -101,18 +101,34 @@ class TrainInput:
 
   def __init__(self, split: Split, batches: Batches, *, seed: int, mean, std, crop_padding: int, flip: bool,
                probabilities_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None,
-               augment_fn: Optional[AugmentFn] = None):
+               augment_fn: Optional[AugmentFn] = None,
+               order_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None):
     self.split, self.batches, self.seed = split, batches, seed
     self.probabilities_fn = probabilities_fn or (lambda epoch: None)
+    self.order_fn = order_fn or (lambda epoch: None)
     self.augment_fn = augment_fn or cifar_augment(mean, std, crop_padding, flip)
 
   @property
   def steps_per_epoch(self) -> int:
     return self.batches.steps_per_epoch
 
+  def order(self, epoch: int) -> np.ndarray:
+    """Indices of epoch `epoch`: `order_fn(epoch)` when it gives one (its length must equal the batch layout's
+    num_examples), else a permutation or draws ∝ `probabilities_fn(epoch)`."""
+    order = self.order_fn(epoch)
+    if order is None:
+      return epoch_order(len(self.split.labels), self.seed, epoch, self.probabilities_fn(epoch))
+    order = np.asarray(order, np.int64)
+    if order.ndim != 1 or len(order) != self.batches.num_examples:
+      raise ValueError(f"epoch_order({epoch}) gave {order.shape} indices, but the epoch holds "
+                       f"{self.batches.num_examples}: a method's epoch order must have the same length every epoch")
+    if order.size and (order.min() < 0 or order.max() >= len(self.split.labels)):
+      raise ValueError(f"epoch_order({epoch}) holds indices outside [0, {len(self.split.labels)})")
+    return order
+
   def epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
     import tensorflow as tf
-    order = epoch_order(len(self.split.labels), self.seed, epoch, self.probabilities_fn(epoch))
+    order = self.order(epoch)
     pos = self.batches.local_positions(start_step)
     idx = order[pos]
     ds = tf.data.Dataset.from_tensor_slices(

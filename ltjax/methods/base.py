@@ -45,8 +45,19 @@ class Method:
     """Per-epoch arrays handed to `loss`; their shapes must not change between epochs."""
     return {}
 
+  def model_kwargs(self) -> Dict[str, Any]:
+    """Extra keyword arguments for `ltjax.models.create_model`: e.g. `{"num_classes": 4}` for a rotation head, or
+    `{"projection": (64, 128)}` for a contrastive projection MLP (the model then returns `outputs["projection"]`)."""
+    return {}
+
   def sampling_probabilities(self, epoch: int) -> Optional[np.ndarray]:
     """Per-example draw probabilities for the epoch (with replacement), or None for a permutation."""
+    return None
+
+  def epoch_order(self, epoch: int, seed: int) -> Optional[np.ndarray]:
+    """Indices (rows of the training split) of epoch `epoch` in order, or None for the default: a permutation, or
+    draws ∝ `sampling_probabilities(epoch)`. The length must be the same for every epoch: the trainer derives
+    steps_per_epoch from `len(epoch_order(0, seed))` (e.g. a class-aware sampler, `ltjax.data.samplers`)."""
     return None
 
   def train_augment(self, data) -> Optional[Callable]:

@@ -1,7 +1,8 @@
 """Model registry: `config.model.name` names a key of MODELS; `create_model` builds the Flax module.
 
 Every model's `apply(variables, images [B,H,W,C] float, train=bool, mutable=['batch_stats'] if train)` returns
-{'logits': [B, num_classes] float32, 'features': [B, D] float32}; variables are {'params', 'batch_stats'}.
+{'logits': [B, num_classes] float32, 'features': [B, D] float32} (and 'projection' [B, P] float32 when built with
+`projection=(…, P)`); variables are {'params', 'batch_stats'}.
 """
 
 from __future__ import annotations

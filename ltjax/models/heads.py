@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -43,6 +45,24 @@ class CosineHead(nn.Module):
   def __call__(self, f):
     v = self.param("kernel", unit_columns_init, (f.shape[-1], self.num_classes), jnp.float32)
     return l2_normalize(f.astype(jnp.float32), 1) @ l2_normalize(v, 0)
+
+
+class ProjectionHead(nn.Module):
+  """Contrastive projection MLP: f [B, D] → Dense(d_0) → ReLU → … → ReLU → Dense(d_last) → [B, d_last] float32, not
+  normalised (SupConResNet's `head`, MoCo v2's `mlp`). Every Dense has nn.Linear's default init: kernel [in, out]
+  and bias both U(±1/√in). Parameters: `Dense_k/kernel`, `Dense_k/bias`."""
+
+  dims: Sequence[int]
+
+  @nn.compact
+  def __call__(self, f):
+    x = f.astype(jnp.float32)
+    for k, d in enumerate(self.dims):
+      if k:
+        x = nn.relu(x)
+      init = pytorch_linear_bias(x.shape[-1])
+      x = nn.Dense(d, kernel_init=init, bias_init=init, name=f"Dense_{k}")(x)
+    return x
 
 
 HEADS = {"linear": LinearHead, "cosine": CosineHead}

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from ltjax.models.conv import Conv
-from ltjax.models.heads import HEADS
+from ltjax.models.heads import HEADS, ProjectionHead
 from ltjax.models.layers import BatchNorm, kaiming_normal_fan_in
 
 PAD1 = ((1, 1), (1, 1))
@@ -58,6 +58,8 @@ class ResNetCifar(nn.Module):
   conv: convolution factory called as `conv(features, kernel_size, strides=, padding=, use_bias=False,
     kernel_init=, dtype=)` returning a module (default flax.linen.Conv); swap in a faster implementation here.
   head: 'linear' (LinearHead) or 'cosine' (CosineHead / NormedLinear).
+  projection: () or the widths of a projection MLP `proj` on the features (ProjectionHead, e.g. (64, 128) for
+    SupConResNet); when given, the output also holds 'projection' [B, projection[-1]] (not normalised).
   Train mode (`train=True`) needs `mutable=['batch_stats']`.
   """
 
@@ -67,6 +69,7 @@ class ResNetCifar(nn.Module):
   width: Sequence[int] = (16, 32, 64)
   dtype: Any = jnp.float32
   conv: Callable[..., nn.Module] = Conv  # XLA conv; faster weight gradient on CPU (ltjax/models/conv.py)
+  projection: Sequence[int] = ()
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -84,4 +87,7 @@ class ResNetCifar(nn.Module):
         x = BasicBlock(planes, 2 if stage > 0 and b == 0 else 1, conv, norm)(x)
     features = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
     logits = HEADS[self.head](self.num_classes, name="fc")(features)
-    return {"logits": logits.astype(jnp.float32), "features": features}
+    out = {"logits": logits.astype(jnp.float32), "features": features}
+    if self.projection:
+      out["projection"] = ProjectionHead(tuple(self.projection), name="proj")(features)
+    return out

@@ -27,7 +27,7 @@ from ltjax import methods, metrics
 from ltjax.data import pipeline, sources
 from ltjax.data.stats import ClassStats
 from ltjax.models import create_model
-from ltjax.train import optim, step as step_lib
+from ltjax.train import optim, pretrained as pretrained_lib, step as step_lib
 from ltjax.train.checkpoint import Checkpointer
 from ltjax.train.logger import MetricWriter, write_json_atomic
 from ltjax.train.state import TrainState
@@ -89,27 +89,38 @@ def setup(cfg: ml_collections.ConfigDict) -> Run:
     raise config_lib.ConfigError(
         f"config.train.batch_size = {cfg.train.batch_size} is not divisible by the {mesh.devices.size} devices: "
         "use a multiple of the device count, or set config.mesh.num_devices")
-  batches = pipeline.Batches(len(data.train.labels), cfg.train.batch_size, mesh.devices.size, jax.process_index(),
+  order_fn = lambda epoch: method.epoch_order(epoch, cfg.seed)  # noqa: E731
+  first = order_fn(0)
+  epoch_len = len(data.train.labels) if first is None else len(first)
+  batches = pipeline.Batches(epoch_len, cfg.train.batch_size, mesh.devices.size, jax.process_index(),
                              jax.process_count(), cfg.data.drop_remainder)
   train_input = pipeline.TrainInput(data.train, batches, seed=cfg.seed, mean=data.mean, std=data.std,
                                     crop_padding=data.crop_padding, flip=data.flip,
                                     probabilities_fn=method.sampling_probabilities,
-                                    augment_fn=method.train_augment(data))
-  model = create_model(cfg.model.name, data.num_classes, head=_head(cfg), dtype=cfg.model.dtype)
+                                    augment_fn=method.train_augment(data), order_fn=order_fn)
+  model_kw = dict(num_classes=data.num_classes, head=_head(cfg), dtype=cfg.model.dtype)
+  model_kw.update(method.model_kwargs())
+  model = create_model(cfg.model.name, **model_kw)
   table = optim.lr_table_from_config(cfg)
   schedule = optim.epoch_schedule(table, batches.steps_per_epoch)
+  frozen = None
+  if cfg.train.trainable:
+    frozen = lambda params: jax.tree.map(lambda t: not t, step_lib.trainable_mask(params, cfg.train.trainable))  # noqa: E731
   tx = optim.sgd(schedule, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
-                 nesterov=cfg.optim.nesterov)
+                 nesterov=cfg.optim.nesterov, frozen=frozen)
   return Run(cfg, data, stats, method, model, mesh, train_input, schedule, tx)
 
 
-def create_state(run: Run, seed: int) -> TrainState:
-  """Initial state, replicated over the mesh."""
+def create_state(run: Run, seed: int, pretrained: bool = False) -> TrainState:
+  """Initial state, replicated over the mesh; `pretrained`: parameters and BN statistics initialised per
+  `config.init` (ltjax.train.pretrained)."""
   init_rng, method_rng, step_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
   image = run.data.train.images[:1].astype(np.float32)
   variables = jax.jit(lambda r, x: run.model.init(r, x, train=False))(init_rng, image)
-  params = variables["params"]
-  state = TrainState(step=jnp.zeros([], jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
+  params, batch_stats = variables["params"], variables.get("batch_stats", {})
+  if pretrained:
+    params, batch_stats = pretrained_lib.init_from_config(run.cfg, params, batch_stats)
+  state = TrainState(step=jnp.zeros([], jnp.int32), params=params, batch_stats=batch_stats,
                      opt_state=run.tx.init(params), method_state=run.method.init_state(method_rng),
                      rng=jax.random.key_data(step_rng))
   return jax.device_put(state, step_lib.replicated(run.mesh))
@@ -163,7 +174,10 @@ def _check_workdir_config(workdir: str, cfg) -> None:
   with open(path) as f:
     old = dict(config_lib._walk(ml_collections.ConfigDict(json.load(f))))
   new = dict(config_lib._walk(ml_collections.ConfigDict(json.loads(cfg.to_json_best_effort()))))
-  diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+  # A key the stored config lacks (written by an older ltjax) matches when the new value is the schema default.
+  defaults = dict(config_lib._walk(ml_collections.ConfigDict(json.loads(config_lib.schema().to_json_best_effort()))))
+  diff = sorted(k for k in set(old) | set(new) if old.get(k, defaults.get(k)) != new.get(k)
+                and k not in RESUMABLE_CHANGES)
   if diff:
     shown = ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in diff[:8])
     raise config_lib.ConfigError(f"--workdir {workdir} holds a run with a different config ({shown}). Resuming it would mix "
@@ -185,6 +199,10 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   config_lib.validate(cfg)
   os.makedirs(workdir, exist_ok=True)
   _check_workdir_config(workdir, cfg)
+  ckpt_root = os.path.join(workdir, "checkpoints", "last")
+  fresh_run = not (os.path.isdir(ckpt_root) and os.listdir(ckpt_root))
+  if fresh_run:
+    pretrained_lib.check_source(cfg.init.workdir, cfg.init.checkpoint)
   run = setup(cfg)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -194,17 +212,18 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
            counts.max(), counts.min(), len(run.data.test.labels), run.data.num_classes)
 
   ckpt = Checkpointer(workdir, cfg.train.keep_checkpoints)
-  state = create_state(run, cfg.seed)
-  n_params = int(sum(x.size for x in jax.tree.leaves(state.params)))
+  restored = ckpt.restore_latest(create_state(run, cfg.seed)) if not fresh_run else None
+  state = create_state(run, cfg.seed, pretrained=True) if restored is None else None
   record = {"best_score": None, "best_epoch": None, "best": None, "final": None}
-  restored = ckpt.restore_latest(state)
   if restored is not None:
     state, meta = restored
     state = jax.device_put(state, step_lib.replicated(run.mesh))
     record = meta["record"]
     log.info("resuming %s at step %d", workdir, int(state.step))
+  n_params = int(sum(x.size for x in jax.tree.leaves(state.params)))
 
-  train_step = step_lib.make_train_step(run.method, run.model.apply, run.tx, run.schedule, run.mesh)
+  train_step = step_lib.make_train_step(run.method, run.model.apply, run.tx, run.schedule, run.mesh,
+                                        cfg.train.trainable, cfg.train.frozen_bn)
   eval_step = step_lib.make_eval_step(run.method, run.model.apply, run.mesh)
   writer = MetricWriter(workdir)
   spe = run.train_input.steps_per_epoch
@@ -262,7 +281,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
       if bar is not None:
         bar.close()
       done_epochs = step // spe
-      if done_epochs % cfg.train.eval_every == 0 or done_epochs == epochs:
+      if cfg.train.eval_every and (done_epochs % cfg.train.eval_every == 0 or done_epochs == epochs):
         evals = {"test": evaluate(run, state, "test", eval_step)}
         if run.data.val is not None:
           evals["val"] = evaluate(run, state, "val", eval_step)

@@ -5,6 +5,7 @@ statistics are reduced over the global batch, so 1 device and N devices compute 
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Dict
 
 import jax
@@ -14,6 +15,7 @@ import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from ltjax.methods.base import Method
+from ltjax.train import optim
 from ltjax.train.state import TrainState
 
 
@@ -41,14 +43,44 @@ def to_global(batch: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array]:
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
+def trainable_mask(params, pattern: str):
+  """Pytree of bools: True where the leaf's '/'-joined path (e.g. 'fc/kernel') matches the regex `pattern`
+  ('' = all True)."""
+  rx = re.compile(pattern) if pattern else None
+  return optim.mask_by_path(lambda p: rx is None or bool(rx.search(p)))(params)
+
+
+def inference_apply(apply_fn: Callable) -> Callable:
+  """apply_fn that ignores `train=True`: the network runs in inference mode (BN with running statistics) and
+  `mutable` collections come back unchanged — a frozen encoder in eval mode under a method's train-mode call."""
+
+  def apply(variables, *args, train: bool = False, mutable=False, **kw):
+    out = apply_fn(variables, *args, train=False, **kw)
+    if not mutable:
+      return out
+    names = [mutable] if isinstance(mutable, str) else list(mutable)
+    return out, {k: variables[k] for k in names if k in variables}
+
+  return apply
+
+
 def make_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransformation,
-                    schedule: Callable, mesh: Mesh):
-  """Returns jitted `step(state, batch, hparams) -> (state, metrics)`; the input state's buffers are donated."""
+                    schedule: Callable, mesh: Mesh, trainable: str = "", frozen_bn: str = "train"):
+  """Returns jitted `step(state, batch, hparams) -> (state, metrics)`; the input state's buffers are donated.
+
+  trainable: regex on parameter paths; the others are wrapped in stop_gradient (XLA then skips their backward
+    pass; `tx` must also leave them unchanged, see `optim.sgd(frozen=...)`). '' = every parameter trains.
+  frozen_bn: 'eval' (with `trainable`) runs the whole network in inference mode inside the loss."""
+  if frozen_bn == "eval" and trainable:
+    apply_fn = inference_apply(apply_fn)
 
   def train_step(state: TrainState, batch, hparams):
     rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_fn(params):
+      if trainable:
+        mask = trainable_mask(params, trainable)
+        params = jax.tree.map(lambda m, x: x if m else jax.lax.stop_gradient(x), mask, params)
       return method.loss(apply_fn, params, state.batch_stats, state.method_state, batch, hparams, rng)
 
     (loss, (batch_stats, method_state, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
