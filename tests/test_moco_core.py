@@ -90,10 +90,20 @@ def test_init_queue_rows_are_unit_norm():
   np.testing.assert_allclose(np.linalg.norm(np.asarray(qu), axis=1), 1.0, rtol=1e-5)
 
 
+class _Jitted:
+  """The model with a jitted apply (the tests call it on several shapes; eager op-by-op dispatch is slow)."""
+
+  def __init__(self, model):
+    self._apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
+
+  def apply(self, variables, x, train=False, mutable=False):
+    return self._apply(variables, x, train=train, mutable=tuple(mutable) if isinstance(mutable, list) else mutable)
+
+
 def _model_vars(x):
   model = create_model("resnet8", 3)
   v = model.init(jax.random.PRNGKey(0), x[:1], train=False)
-  return model, v
+  return _Jitted(model), v
 
 
 def test_grouped_apply_normalises_each_group_with_its_own_statistics():

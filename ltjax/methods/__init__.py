@@ -2,8 +2,11 @@
 
 from ltjax.methods.base import Method
 from ltjax.methods.supervised import Supervised
+from ltjax.methods.decouple import Decouple
+from ltjax.methods.moco import MoCo
+from ltjax.methods.sbcl_moco import SbclMoco
 
-REGISTRY = {m.name: m for m in (Supervised,)}
+REGISTRY = {m.name: m for m in (Supervised, Decouple, MoCo, SbclMoco)}
 
 
 def register(method_cls):
