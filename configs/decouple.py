@@ -2,14 +2,12 @@
 decoupling-style trainer, spec ARB_AND_SEMISELF §3.5), as
 `--config configs/decouple.py:dataset=imagenet_lt|inaturalist,row=ce_uniform|ce_balanced|crt`.
 
-| row         | upstream config                     | sampler                               | feature model           | batch | epochs |
-|-------------|-------------------------------------|---------------------------------------|-------------------------|-------|--------|
-| ce_uniform  | ImageNet_LT/feat_uniform.yaml       | random shuffling                      | trained, init from MoCo | 128   | 90     |
-|             | iNaturalist18/feat_unifrom.yaml     |                                       |                         | 100   | 90     |
-| ce_balanced | ImageNet_LT/feat_balance.yaml       | class-aware, 4 per class + in-batch   | trained, init from MoCo | 128   | 90     |
-|             | (iNat: no config shipped; built by analogy with batch 100, marked below)                   |       |        |
-| crt         | ImageNet_LT/cls_crt.yaml            | class-aware, 4 per class              | frozen (train-mode BN)  | 512   | 10     |
-|             | iNaturalist18/cls_crt.yaml          |                                       |                         | 512   | 30     |
+| row | upstream (ImageNet_LT/, iNaturalist18/) | sampler | features | batch | epochs |
+|---|---|---|---|---|---|
+| ce_uniform | feat_uniform.yaml, feat_unifrom.yaml (sic) | random shuffling | from MoCo | 128/100 | 90 |
+| ce_balanced | feat_balance.yaml (iNat: none, by analogy) | class-aware 4/class + in-batch | from MoCo | 128/100 | 90 |
+| crt | cls_crt.yaml | class-aware 4/class | frozen | 512 | 10/30 |
+(ImageNet-LT/iNat where two values are given.)
 All rows: plain CE, SGD momentum 0.9, lr 0.2 for features and classifier, weight decay 5e-4 (ImageNet-LT) / 1e-4
 (iNat), cosine `CosineAnnealingLR(T_max=E, eta_min=0)` stepped at the start of every epoch (`decoupling_cosine`:
 lr_e = ½·lr·(1 + cos(π(e+1)/E)), the last epoch at lr 0), ⌊N/B⌋ steps per epoch whatever the sampler,

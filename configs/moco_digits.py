@@ -13,9 +13,11 @@ couple of minutes on 2 CPU cores. `--config configs/moco_digits.py:stage=STAGE[,
   python main.py --config configs/moco_digits.py:stage=sbcl --workdir runs/digits_sbcl
   python main.py --config configs/moco_digits.py:stage=sbcl_linear,init=runs/digits_sbcl --workdir runs/digits_sbcl2
 
-Tiny-data adaptations (the 224² recipe would erase an 8×8 digit): crops of scale (0.4, 1) at the native 8×8,
-blur σ ~ U[0.1, 0.6], no flip (digits are not mirror-symmetric; the digits recipe has no flip either).
-Measured on the 2-core CPU machine: see docs/BENCHMARKS.md (MoCo → cRT test top-1 well above the 10 % of chance).
+Tiny-data adaptations (the 224² recipe would erase an 8×8 digit): crops of scale (0.6, 1) at the native 8×8,
+blur σ ~ U[0.1, 0.4], no flip (digits are not mirror-symmetric; the digits recipe has no flip either), key-encoder
+momentum 0.99 (only 270 steps), lr 0.03 at batch 64.
+Measured on the shared 2-core CPU machine (docs/BENCHMARKS.md): moco 3 min 18 s, then crt 55 s → test top-1 91.0
+(many 96.7 / medium 93.9 / few 76.7); cRT on a randomly initialised encoder instead: 75.3.
 """
 
 import ml_collections
@@ -35,9 +37,10 @@ def _moco(c):
   c.moco.queue_size = 512
   c.moco.bn_groups = 4
   c.moco.crop_size = 0  # native 8×8
-  c.moco.crop_scale = (0.4, 1.0)
-  c.moco.blur_sigma = (0.1, 0.6)
+  c.moco.crop_scale = (0.6, 1.0)
+  c.moco.blur_sigma = (0.1, 0.4)
   c.moco.flip = False
+  c.moco.momentum = 0.99  # 270 steps in all: with 0.999 the key encoder would stay near its initialisation
   c.train.eval_every = 0
   c.train.select_on = "last"
 
@@ -61,7 +64,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   if stage == "moco":
     c.method = "moco"
     _moco(c)
-    c.optim.lr = 0.06
+    c.optim.lr = 0.03
     c.optim.weight_decay = 1e-4
     c.optim.schedule = "moco_cosine"
     c.train.epochs = 30
@@ -72,7 +75,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.sbcl_moco = SbclMoco.config_defaults()
     c.sbcl_moco.phase2_epoch = 10
     c.sbcl_moco.cluster = 20
-    c.optim.lr = 0.06
+    c.optim.lr = 0.03
     c.optim.weight_decay = 1e-4
     c.optim.schedule = "sbcl_moco_cosine"
     c.train.epochs = 20

@@ -112,7 +112,11 @@ class MoCo(Method):
 
   def view_fn(self, data):
     m = self.m
-    size = int(m.crop_size) or int(data.train.images.shape[1])
+    images = data.train.images
+    if not m.crop_size and images is None:
+      raise ConfigError("config.moco.crop_size = 0 (the image size) needs in-memory images; file-backed datasets "
+                        "(ImageNet-LT, iNaturalist) need a crop size, e.g. 224")
+    size = int(m.crop_size) or int(images.shape[1])
     return dict(size=size, mean=data.mean, std=data.std, scale=tuple(m.crop_scale), jitter=tuple(m.jitter),
                 jitter_p=float(m.jitter_p), gray_p=float(m.gray_p), blur_sigma=tuple(m.blur_sigma),
                 blur_p=float(m.blur_p), flip=bool(m.flip))
@@ -121,7 +125,8 @@ class MoCo(Method):
     # setup() calls this before create_state: remember what init_state needs to shape the key encoder.
     self._num_classes = int(data.num_classes)
     kw = self.view_fn(data)
-    self._image_shape = (kw["size"], kw["size"], int(data.train.images.shape[-1]))
+    channels = 3 if data.train.images is None else int(data.train.images.shape[-1])  # file-backed: decoded RGB
+    self._image_shape = (kw["size"], kw["size"], channels)
     self._view_kw = kw
     return augment_moco.moco_two_views(**kw)
 

@@ -179,8 +179,15 @@ class SbclMoco(MoCo):
     idx = np.where(real, pos, 0)
     view = functools.partial(augment_moco.moco_v2_view, **self._view_kw)
     seed = tf.constant([run.cfg.seed, CLUSTER_SEED + epoch], tf.int64)
-    ds = tf.data.Dataset.from_tensor_slices((split.images[idx], idx.astype(np.int64), real))
-    ds = ds.map(lambda im, i, m: {"image": view(im, tf.random.experimental.stateless_fold_in(seed, i)), "mask": m},
+    if split.images is not None:
+      values, decode = split.images[idx], lambda v: v
+    else:  # file-backed (ImageNet-LT): read and decode inside tf.data, as the training input does
+      from ltjax.data import augment
+      values, read = pipeline._encoded_source(split, idx)
+      decode = lambda v: augment.decode_rgb(read(v))  # noqa: E731
+    ds = tf.data.Dataset.from_tensor_slices((values, idx.astype(np.int64), real))
+    ds = ds.map(lambda v, i, m: {"image": view(decode(v), tf.random.experimental.stateless_fold_in(seed, i)),
+                                 "mask": m},
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     apply_fn = run.model.apply
     rep, dat = step_lib.replicated(run.mesh), step_lib.data_sharded(run.mesh)
