@@ -25,10 +25,19 @@ def main(argv):
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
   for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+  # Multi-process jobs: jax.distributed.initialize before anything touches a device (ltjax/distributed.py).
+  from ltjax import distributed
+  try:
+    distributed.initialize(FLAGS.config)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   # Keep TensorFlow (used only by the input pipeline) off any accelerator.
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
   from ltjax.config import ConfigError
+  from ltjax.data.filelist import SplitFileError
+  from ltjax.data.pipeline import ImageDecodeError
   from ltjax.data.sources import DataNotFoundError
   from ltjax.train import loop
   from ltjax.train.checkpoint import CheckpointError
@@ -37,7 +46,8 @@ def main(argv):
   except loop.Preempted as e:
     print(f"preempted: {e}", file=sys.stderr)
     sys.exit(143)
-  except (ConfigError, DataNotFoundError, CheckpointError, loop.TrainingDiverged) as e:
+  except (ConfigError, DataNotFoundError, SplitFileError, ImageDecodeError, CheckpointError,
+          loop.TrainingDiverged) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   print(f"results in {os.path.join(FLAGS.workdir, 'results.json')}")

@@ -38,6 +38,40 @@ def default() -> ml_collections.ConfigDict:
   # many/medium/few (spec §1.7); () = report only the threshold definition.
   c.data.group_bounds = ()
   c.data.drop_remainder = False  # False keeps the last partial batch, as the official loaders do.
+  # Large-scale datasets (imagenet_lt | inat2018 | places_lt from split files; imagenet_lt_tfds | inat2018_tfds):
+  c.data.root = ""  # image root; the split files' paths are relative to it
+  c.data.lists_dir = ""  # directory of the split files ("" = data.root)
+  c.data.val_list = False  # ImageNet-LT: also load ImageNet_LT_val.txt as the 'val' split (SS model selection)
+  c.data.label_remap = "frequency"  # frequency (ARB/MiSLAS: label 0 = most frequent class) | none (SS)
+  c.data.image_size = 224  # RandomResizedCrop / CenterCrop size
+  c.data.eval_resize = 256  # eval: shorter side resized to this, then center-cropped to image_size
+  c.data.color_jitter = 0.4  # brightness = contrast = saturation strength of ColorJitter; 0 = off (SS iNat)
+
+  # Multi-process (multi-host) runs: jax.distributed.initialize before anything touches devices (ltjax/distributed.py).
+  # Unset fields fall back to $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES, $JAX_PROCESS_ID; with none of them set
+  # the run is a single process.
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.coordinator_address = ""  # host:port of process 0
+  c.distributed.num_processes = 0
+  c.distributed.process_id = -1
+  c.distributed.cluster_detection = False  # True: let JAX detect SLURM / Open MPI / TPU pods itself
+  c.distributed.initialization_timeout = 300  # seconds to wait for all processes
+  # Semi-supervised D_U (spec §3.3, ltjax/data/unlabeled.py): off while pseudo_labels is "". The pool's images are
+  # appended to the long-tailed training set with their pseudo labels as targets.
+  c.data.unlabeled = ml_collections.ConfigDict()
+  c.data.unlabeled.pool = ""  # TinyImages selection .pickle | 'svhn_extra' | .npy/.npz | image folder
+  c.data.unlabeled.pseudo_labels = ""  # file written by `python -m ltjax.pseudolabel` (or an official pickle)
+  c.data.unlabeled.imb_factor = 0.01  # ρ_U (--imb_factor_unlabel): 1 balanced, 0.04/0.02/0.01 ratio 25/50/100
+  c.data.unlabeled.multiplier = 5  # D_U@5x: |D_U| ≈ multiplier × |labeled|
+  c.data.unlabeled.select_by = "truth"  # truth (official: pool labels choose counts) | pseudo | all (whole pool)
+  c.data.unlabeled.allow_fewer = False  # True: a class short of pool images adds what it has (official, silent)
+  # Per-channel normalisation statistics for pixels in [0, 1], overriding the dataset's (used by evaluation and the
+  # default train recipe); () = the dataset's own. RECORDS tests CIFAR-10 with CIFAR-100 statistics (spec B.12.1).
+  c.data.mean = ()
+  c.data.std = ()
+  # >= 0: permute the position-indexed class counts with Python's random.Random(seed).shuffle before the selection
+  # (RECORDS `--hierarchical`, CIFAR-100-LT-NU: head/tail classes become random classes, spec B.2.1); -1 = off.
+  c.data.count_shuffle_seed = -1
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "resnet32"
@@ -72,6 +106,7 @@ def default() -> ml_collections.ConfigDict:
   c.optim.schedule = "arb_step"  # a key of ltjax.train.optim schedules
   c.optim.warmup_epochs = 5
   c.optim.legacy_order = False  # ss_step only: the pre-2021 branch order (spec §3.2)
+  c.optim.restart_epoch = 0  # records_cosine only: the schedule restarts here (SoLar's second stage, spec B.7)
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 200
@@ -168,6 +203,26 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   b = tuple(cfg.data.group_bounds)
   if b and (len(b) != 2 or not 0 < b[0] < b[1]):
     raise ConfigError(f"config.data.group_bounds = {b} must be () or (a, b) with 0 < a < b < num_classes")
+  u = cfg.data.get("unlabeled")  # absent in config.json of runs made before the section existed
+  if u is not None and u.pseudo_labels:
+    if not u.pool:
+      raise ConfigError("config.data.unlabeled.pseudo_labels is set but config.data.unlabeled.pool is empty: name "
+                        "the pool the pseudo labels were made for (a .pickle, 'svhn_extra', .npy/.npz or a folder)")
+    _choice("data.unlabeled.select_by", u.select_by, ("truth", "pseudo", "all"))
+    if not 0.0 < u.imb_factor <= 1.0:
+      raise ConfigError(f"config.data.unlabeled.imb_factor = {u.imb_factor} must lie in (0, 1] (ρ_U: 1 balanced, "
+                        "0.04 / 0.02 / 0.01 for ratio 25 / 50 / 100)")
+    if u.multiplier < 1:
+      raise ConfigError(f"config.data.unlabeled.multiplier = {u.multiplier} must be >= 1 (5 for D_U@5x)")
+  if len(tuple(cfg.data.mean)) != len(tuple(cfg.data.std)):
+    raise ConfigError(f"config.data.mean {tuple(cfg.data.mean)} and config.data.std {tuple(cfg.data.std)} must have "
+                      "the same length (one value per channel, or both () for the dataset's own)")
+  if any(v <= 0 for v in tuple(cfg.data.std)):
+    raise ConfigError(f"config.data.std = {tuple(cfg.data.std)} must be positive")
+  if cfg.data.count_shuffle_seed < -1:
+    raise ConfigError("config.data.count_shuffle_seed must be -1 (off) or a seed >= 0")
+  if cfg.optim.restart_epoch < 0:
+    raise ConfigError("config.optim.restart_epoch must be >= 0 (0 = no restart)")
   _choice("model.name", cfg.model.name, MODELS)
   _choice("model.head", cfg.model.head, ("auto", "linear", "cosine"))
   _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))
@@ -213,8 +268,29 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     if t[name] < 1:
       raise ConfigError(f"config.train.{name} = {t[name]} must be >= 1")
   _choice("train.select_on", t.select_on, SELECT_ON)
-  if t.select_on == "val" and cfg.data.val_per_class == 0:
-    raise ConfigError("config.train.select_on = 'val' needs a validation split: set config.data.val_per_class > 0")
+  if t.select_on == "val" and cfg.data.val_per_class == 0 and not cfg.data.val_list:
+    raise ConfigError("config.train.select_on = 'val' needs a validation split: set config.data.val_per_class > 0 "
+                      "(CIFAR/SVHN/digits) or config.data.val_list = True (ImageNet-LT)")
+  _validate_large_data(cfg)
   if cfg.mesh.num_devices < 0:
     raise ConfigError("config.mesh.num_devices must be >= 0 (0 = all devices)")
   methods.REGISTRY[cfg.method].validate(cfg)
+
+
+def _validate_large_data(cfg) -> None:
+  """Fields of the large-scale (file-backed) datasets and of multi-process runs."""
+  d = cfg.data
+  _choice("data.label_remap", d.label_remap, ("frequency", "none"))
+  if d.image_size < 1 or d.eval_resize < d.image_size:
+    raise ConfigError(f"config.data needs image_size >= 1 and eval_resize >= image_size, got {d.image_size} and "
+                      f"{d.eval_resize}")
+  if d.color_jitter < 0:
+    raise ConfigError(f"config.data.color_jitter = {d.color_jitter} must be >= 0 (0 = off)")
+  if d.val_list and d.name not in ("imagenet_lt", "imagenet_lt_tfds"):
+    raise ConfigError(f"config.data.val_list: only ImageNet-LT has a separate validation list, not '{d.name}'")
+  dist = cfg.distributed
+  if dist.num_processes < 0 or dist.process_id < -1 or dist.initialization_timeout < 1:
+    raise ConfigError("config.distributed needs num_processes >= 0, process_id >= -1 and initialization_timeout >= 1")
+  if dist.num_processes and dist.process_id >= dist.num_processes:
+    raise ConfigError(f"config.distributed.process_id = {dist.process_id} must be < num_processes = "
+                      f"{dist.num_processes}")

@@ -116,3 +116,127 @@ def test_moco_digits_stages_validate(stage):
   config_lib.validate(moco_digits.get_config(f"stage={stage}"))
   with pytest.raises(ValueError, match="stage must be"):
     moco_digits.get_config("stage=nope")
+# ----------------------------------------------------------------------------------------------------------------
+# Large-scale rows (spec §2.6)
+from configs import imagenet_lt, inat2018, large_lt, places_lt  # noqa: E402
+
+LARGE_SPEC = {  # (dataset, row): (loss, counts, mixup α, batch, wd, epochs)
+    ("imagenet_lt", "ce"): ("ce", None, 0.0, 1024, 5e-4, 200),
+    ("imagenet_lt", "arb"): ("arb", "batch", 0.0, 768, 5e-4, 200),
+    ("imagenet_lt", "arb_ugcc"): ("arb", "global", 0.0, 768, 5e-4, 200),
+    ("imagenet_lt", "arb_ugcc_mixup"): ("arb", "global", 0.2, 1024, 5e-4, 200),
+    ("inat2018", "ce"): ("ce", None, 0.0, 1024, 1e-4, 200),
+    ("inat2018", "arb_ugcc"): ("arb", "global", 0.0, 1024, 1e-4, 200),
+    ("inat2018", "arb_ugcc_mixup"): ("arb", "global", 0.2, 1024, 1e-4, 200),
+    ("places_lt", "arb_ugcc_mixup"): ("arb", "global", 0.2, 1024, 5e-4, 90),
+}
+
+
+@pytest.mark.parametrize("dataset,row", sorted(LARGE_SPEC))
+def test_every_large_scale_row_validates_and_matches_the_spec(dataset, row):
+  module = {"imagenet_lt": imagenet_lt, "inat2018": inat2018, "places_lt": places_lt}[dataset]
+  c = module.get_config("" if dataset == "places_lt" else f"row={row}")
+  config_lib.validate(c)
+  loss, counts, alpha, batch, wd, epochs = LARGE_SPEC[(dataset, row)]
+  assert c.loss.name == loss and c.mixup_alpha == alpha and c.train.batch_size == batch
+  if counts:
+    assert c.loss.arb_counts == counts
+  assert (c.optim.weight_decay, c.train.epochs, c.optim.lr, c.optim.momentum) == (wd, epochs, 0.1, 0.9)
+  assert c.optim.schedule == "arb_cosine" and c.train_rule == "none" and not c.data.drop_remainder
+  assert c.data.name == dataset and c.data.label_remap == "frequency" and c.data.color_jitter == 0.4
+  assert c.data.group_bounds == {"imagenet_lt": (390, 835), "inat2018": (842, 4543), "places_lt": (131, 288)}[dataset]
+  assert (c.data.image_size, c.data.eval_resize) == (224, 256)
+  if dataset == "places_lt":
+    assert c.model.name == "places_resnet152" and c.train.trainable == "^(block|fc)/"
+    assert c.init.workdir == "pretrained/resnet152_torchvision.npz" and c.init.exclude == ("^fc/", "^block/")
+  else:
+    assert c.model.name == "resnet50" and c.init.workdir == "" and c.train.trainable == ""
+  assert large_lt.get_config(f"dataset={dataset},row={row}").to_dict() == c.to_dict()
+
+
+def test_large_scale_variants_and_bad_arguments():
+  assert imagenet_lt.get_config("row=arb,source=tfds").data.name == "imagenet_lt_tfds"
+  assert inat2018.get_config("source=tfds").data.name == "inat2018_tfds"
+  p50 = places_lt.get_config("depth=50,pretrained=0")
+  config_lib.validate(p50)
+  assert p50.model.name == "places_resnet50" and p50.init.workdir == ""
+  with pytest.raises(ValueError, match="unknown row"):
+    inat2018.get_config("row=arb")  # ARB ships no batch-count iNat config
+  with pytest.raises(ValueError, match="source"):
+    large_lt.get_config("dataset=places_lt,source=tfds")
+  with pytest.raises(ValueError, match="depth"):
+    places_lt.get_config("depth=101")
+# ---------------------------------------------------------------------------------------------------------------
+# Rethinking the Value of Labels: rotation SSP, fine-tuning, semi-supervised rows (spec §3.2–3.4, §5)
+
+from configs import ss_finetune, ss_rotation, ss_semi  # noqa: E402
+
+
+def _flat(c):
+  return dict(config_lib._walk(c))
+
+
+@pytest.mark.parametrize("dataset,imb", list(itertools.product(["cifar10", "cifar100"], ["0.01", "0.02", "0.1"])))
+def test_rotation_pretraining_rows_validate(dataset, imb):
+  c = ss_rotation.get_config(f"dataset={dataset},imb={imb}")
+  config_lib.validate(c)
+  assert (c.method, c.loss.name, c.train_rule, c.mixup_alpha, c.model.name) == ("rotation", "ce", "none", 0.0,
+                                                                                 "resnet32")
+  assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.schedule) == (0.1, 0.9, 2e-4, "ss_step")
+  assert (c.train.batch_size, c.train.epochs, c.train.eval_every, c.train.select_on) == (128, 200, 0, "last")
+  assert (c.data.name, c.data.imb_factor, c.data.imb_type) == (dataset, float(imb), "exp")
+
+
+@pytest.mark.parametrize("dataset,imb,row", list(itertools.product(["cifar10", "cifar100"], ["0.01", "0.02", "0.1"],
+                                                                   ss_finetune.ROWS)))
+def test_finetune_rows_are_the_supervised_rows_plus_init(dataset, imb, row):
+  c = ss_finetune.get_config(f"dataset={dataset},imb={imb},row={row}")
+  config_lib.validate(c)
+  base = cifar_lt.get_config(f"dataset={dataset},imb={imb},row={ss_finetune.ALIASES.get(row, row)}")
+  a, b = _flat(c), _flat(base)
+  assert {k for k in set(a) | set(b) if a.get(k) != b.get(k)} <= {"init.workdir", "init.checkpoint", "init.exclude",
+                                                                   "init.strict"}
+  assert c.init.workdir == ss_rotation.workdir(dataset, imb) == f"runs/ss_rot_{dataset}_{imb}"
+  assert tuple(c.init.exclude) == ("fc", "linear") and c.init.checkpoint == "last" and c.init.strict
+
+
+def test_finetune_rows_encode_the_readme_table():
+  uni = ss_finetune.get_config("row=ce_uniform")
+  bal = ss_finetune.get_config("row=ce_balanced")
+  assert (uni.loss.name, uni.train_rule, bal.loss.name, bal.train_rule) == ("ce", "none", "ce", "resample")
+  assert ss_finetune.get_config("pretrained=/x/rot").init.workdir == "/x/rot"
+  for (dataset, imb), errs in ss_finetune.PUBLISHED_ERROR.items():
+    for e in errs:
+      assert f"{e:.2f}" in ss_finetune.__doc__
+  assert ss_finetune.PUBLISHED_ERROR[("cifar10", "0.01")] == (26.50, 23.47)
+  assert ss_finetune.PUBLISHED_ERROR[("cifar100", "0.1")] == (42.93, 41.94)
+
+
+@pytest.mark.parametrize("dataset,imb_u", list(itertools.product(["cifar10", "svhn"], ["1.0", "0.04", "0.02", "0.01"])))
+def test_semi_rows_validate_and_encode_train_semi(dataset, imb_u):
+  c = ss_semi.get_config(f"dataset={dataset},imb=0.02,imb_u={imb_u}")
+  config_lib.validate(c)
+  u = c.data.unlabeled
+  assert (c.data.name, c.data.imb_factor, u.imb_factor, u.multiplier, u.select_by, u.allow_fewer) == (
+      dataset, 0.02, float(imb_u), 5, "truth", False)
+  assert u.pool == {"cifar10": "data/ti_80M_selected.pickle", "svhn": "svhn_extra"}[dataset]
+  assert u.pseudo_labels == f"data/pseudo_labeled_{dataset}_0.02.npz"
+  assert (c.loss.name, c.train_rule, c.train.batch_size, c.train.epochs, c.optim.lr, c.optim.schedule) == (
+      "ce", "none", 256, 200, 0.1, "ss_step")
+  assert f"{ss_semi.PUBLISHED_ERROR[dataset][imb_u]:.2f}" in ss_semi.__doc__
+  assert not c.init.workdir
+
+
+def test_semi_with_pretraining_and_bad_arguments():
+  c = ss_semi.get_config("dataset=svhn,pretrained=runs/r,pool=/p.npz,pseudo=/q.npz")
+  config_lib.validate(c)
+  assert c.init.workdir == "runs/r" and tuple(c.init.exclude) == ("fc", "linear")
+  assert (c.data.unlabeled.pool, c.data.unlabeled.pseudo_labels) == ("/p.npz", "/q.npz")
+  assert ss_semi.PUBLISHED_ERROR == {"cifar10": {"1.0": 16.79, "0.04": 16.88, "0.02": 18.36, "0.01": 19.94},
+                                     "svhn": {"1.0": 13.07, "0.04": 13.36, "0.02": 13.16, "0.01": 14.54}}
+  with pytest.raises(ValueError, match="semi-supervised rows exist for"):
+    ss_semi.get_config("dataset=cifar100")
+  with pytest.raises(ValueError, match="rotation pre-training runs on"):
+    ss_rotation.get_config("dataset=svhn")
+  with pytest.raises(ValueError, match="unknown row"):
+    ss_finetune.get_config("row=arb")

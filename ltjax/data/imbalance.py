@@ -60,6 +60,16 @@ def class_counts(n_full: float, num_classes: int, imb_type: str, imb_factor: flo
   return np.asarray(out, np.int64)
 
 
+def shuffle_counts(counts: Sequence[int], seed: int) -> np.ndarray:
+  """RECORDS `--hierarchical` (spec B.2.1): the class-size list permuted in place by Python's `random.shuffle` after
+  `random.seed(seed)` (upstream seeds Python's global `random` with `--seed` and draws nothing from it before), so
+  head and tail classes become random classes. Position-indexed int64 [C] in, the same out."""
+  import random
+  out = [int(x) for x in counts]
+  random.Random(int(seed)).shuffle(out)
+  return np.asarray(out, np.int64)
+
+
 def label_counts(counts: Sequence[int], class_order: Optional[Sequence[int]] = None) -> np.ndarray:
   """Position-indexed counts (k-th entry for the k-th class of `class_order`) → label-indexed int64 [C]."""
   counts = np.asarray(counts, np.int64)

@@ -6,6 +6,12 @@ p of P takes the contiguous slice [b·B + p·B/P, b·B + (p+1)·B/P). Every exam
 (seed, epoch, position), so a run resumed at step k sees exactly the batches an uninterrupted run sees, on any number
 of devices or processes.
 
+A Split may be file-backed (image paths, or encoded bytes from TFDS): the rows of this process's slice are then read
+and decoded inside tf.data (parallel, deterministic order) and augmented by the dataset's `ImageRecipe`
+(RandomResizedCrop decoding only the crop window of a JPEG); the order, slicing and seeding are the same as for
+in-memory images, so resuming mid-epoch and multi-process runs work identically. A file that cannot be read or
+decoded stops the run with an `ImageDecodeError` naming it.
+
 The last partial batch is kept (as the official loaders do) unless `drop_remainder`; its size is rounded down to a
 multiple of the device count so it can be sharded (at most devices−1 examples per epoch are dropped; with one
 device nothing is).
@@ -16,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -80,6 +86,67 @@ class Batches:
 AugmentFn = Callable[..., dict]  # (uint8 image [H,W,C] tensor, int64 [2] seed) -> {name: tensor}
 
 
+class ImageDecodeError(ValueError):
+  """An image of a file-backed split cannot be read or decoded; the message names the file."""
+
+
+def _encoded_source(split: Split, idx: np.ndarray):
+  """(values for from_tensor_slices, fn(value tensor) → encoded bytes tensor) for the rows `idx` of a file-backed
+  split: file paths read with tf.io.read_file, or TFDS bytes looked up by row (kept in host memory)."""
+  import tensorflow as tf
+  if split.files is not None:
+    return split.files[idx], tf.io.read_file
+  encoded = split.encoded
+
+  def lookup(i):
+    out = tf.numpy_function(lambda j: encoded[int(j)], [i], tf.string, stateful=False)
+    out.set_shape([])
+    return out
+
+  return idx.astype(np.int64), lookup
+
+
+def _describe(split: Split, row: int) -> str:
+  return split.files[row] if split.files is not None else f"row {row} of the TFDS split (encoded bytes)"
+
+
+def _find_undecodable(split: Split, rows: np.ndarray) -> Optional[Tuple[int, str]]:
+  """The first row among `rows` whose image cannot be read or decoded, with the error message, or None."""
+  import tensorflow as tf
+  for r in rows:
+    r = int(r)
+    try:
+      data = tf.io.read_file(split.files[r]) if split.files is not None else tf.constant(split.encoded[r])
+      augment.decode_rgb(data)
+    except (tf.errors.OpError, ValueError) as e:
+      return r, str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+  return None
+
+
+def _guard_decode(batches_iter: Iterator[dict], split: Split, rows: np.ndarray, local_sizes) -> Iterator[dict]:
+  """Re-raise a tf.data read/decode failure as ImageDecodeError naming the file (file-backed splits only). `rows` are
+  the split rows this process reads, in order; the failing example lies in the batch after the ones yielded."""
+  import tensorflow as tf
+  done = 0
+  it = iter(batches_iter)
+  while True:
+    try:
+      batch = next(it)
+    except StopIteration:
+      return
+    except tf.errors.OpError as e:
+      window = rows[done:done + 4 * max(local_sizes)]  # the failing batch and the prefetched ones after it
+      found = _find_undecodable(split, window)
+      if found is None:
+        raise ImageDecodeError(f"reading or decoding an image failed near example {done} of this epoch: "
+                               f"{str(e).splitlines()[0][:300]}") from e
+      row, msg = found
+      raise ImageDecodeError(f"cannot read or decode image {_describe(split, row)} (split row {row}): {msg}. "
+                             "Replace or remove the file (and its line in the split file).") from None
+    done += len(batch["label"])
+    yield batch
+
+
 def cifar_augment(mean, std, crop_padding: int, flip: bool) -> AugmentFn:
   """The single-view CIFAR recipe: {'image': normalise(flip(crop(pad(x))))}."""
   mean, std = tuple(mean), tuple(std)
@@ -102,10 +169,19 @@ class TrainInput:
   def __init__(self, split: Split, batches: Batches, *, seed: int, mean, std, crop_padding: int, flip: bool,
                probabilities_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None,
                augment_fn: Optional[AugmentFn] = None,
-               order_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None):
+               order_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None,
+               recipe: Optional[augment.ImageRecipe] = None):
     self.split, self.batches, self.seed = split, batches, seed
     self.probabilities_fn = probabilities_fn or (lambda epoch: None)
     self.order_fn = order_fn or (lambda epoch: None)
+    if split.file_backed:
+      # File-backed: encoded bytes → example. A method's own augment_fn gets the whole decoded uint8 image.
+      recipe = recipe or augment.ImageRecipe()
+      mean, std = tuple(mean), tuple(std)
+      if augment_fn is None:
+        self.encoded_fn = lambda data, seed: augment.large_scale_train(data, seed, recipe, mean, std)
+      else:
+        self.encoded_fn = lambda data, seed: augment_fn(augment.decode_rgb(data), seed)
     self.augment_fn = augment_fn or cifar_augment(mean, std, crop_padding, flip)
 
   @property
@@ -131,10 +207,22 @@ class TrainInput:
     order = self.order(epoch)
     pos = self.batches.local_positions(start_step)
     idx = order[pos]
-    ds = tf.data.Dataset.from_tensor_slices(
-        (self.split.images[idx], self.split.labels[idx].astype(np.int32), idx.astype(np.int64),
-         pos.astype(np.int64)))
     epoch_seed = tf.constant([self.seed, epoch], tf.int64)
+    labels, index, position = self.split.labels[idx].astype(np.int32), idx.astype(np.int64), pos.astype(np.int64)
+    if self.split.file_backed:
+      values, read = _encoded_source(self.split, idx)
+      encoded_fn = self.encoded_fn
+
+      def prepare_file(value, label, index, position):
+        seed = tf.random.experimental.stateless_fold_in(epoch_seed, position)
+        return dict(encoded_fn(read(value), seed), label=label, index=index)
+
+      ds = tf.data.Dataset.from_tensor_slices((values, labels, index, position))
+      ds = ds.map(prepare_file, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      yield from _guard_decode(_batched(ds, self.batches, start_step), self.split, idx,
+                               [self.batches.global_batch // self.batches.process_count])
+      return
+    ds = tf.data.Dataset.from_tensor_slices((self.split.images[idx], labels, index, position))
     augment_fn = self.augment_fn
 
     def prepare(image, label, index, position):
@@ -148,8 +236,9 @@ class TrainInput:
 class EvalInput:
   """Un-augmented batches in split order, the last one padded to full size; `mask` marks real examples."""
 
-  def __init__(self, split: Split, batches: Batches, *, mean, std):
+  def __init__(self, split: Split, batches: Batches, *, mean, std, recipe: Optional[augment.ImageRecipe] = None):
     self.split, self.mean, self.std = split, tuple(mean), tuple(std)
+    self.recipe = recipe or augment.ImageRecipe()
     n = len(split.labels)
     padded = -(-n // batches.global_batch) * batches.global_batch
     self.batches = dataclasses.replace(batches, num_examples=padded, drop_remainder=True)
@@ -160,6 +249,17 @@ class EvalInput:
     pos = self.batches.local_positions(0)
     real = pos < self.num_examples
     idx = np.where(real, pos, 0)
+    if self.split.file_backed:
+      values, read = _encoded_source(self.split, idx)
+      mean, std, recipe = self.mean, self.std, self.recipe
+      ds = tf.data.Dataset.from_tensor_slices(
+          (values, self.split.labels[idx].astype(np.int32), np.where(real, idx, -1), real))
+      ds = ds.map(lambda v, l, i, m: {"image": augment.large_scale_eval(read(v), recipe, mean, std), "label": l,
+                                      "index": i, "mask": m},
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      yield from _guard_decode(_batched(ds, self.batches, 0), self.split, idx,
+                               [self.batches.global_batch // self.batches.process_count])
+      return
     ds = tf.data.Dataset.from_tensor_slices(
         (self.split.images[idx], self.split.labels[idx].astype(np.int32), np.where(real, idx, -1), real))
     mean, std = self.mean, self.std

@@ -34,7 +34,7 @@ import dataclasses
 import logging
 import os
 import re
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -66,12 +66,28 @@ class DataNotFoundError(FileNotFoundError):
 
 @dataclasses.dataclass
 class Split:
-  images: np.ndarray  # uint8 [N, H, W, C]
+  """One split, held in memory (`images`) or file-backed (`files` or `encoded`, decoded in the input pipeline).
+
+  Exactly one of images / files / encoded is set. Examples are addressed by row index either way.
+  """
+
+  images: Optional[np.ndarray]  # uint8 [N, H, W, C], or None for a file-backed split
   labels: np.ndarray  # int32 [N]
   indices: np.ndarray  # int64 [N]: index of each example in the source's original (full, balanced) order
+  files: Optional[np.ndarray] = None  # str [N]: image file paths (split-file datasets)
+  encoded: Optional[np.ndarray] = None  # object [N]: encoded image bytes (TFDS large-scale datasets)
+
+  def __post_init__(self):
+    if sum(x is not None for x in (self.images, self.files, self.encoded)) != 1:
+      raise ValueError("a Split holds exactly one of images, files or encoded")
+
+  @property
+  def file_backed(self) -> bool:
+    return self.images is None
 
   def take(self, idx: np.ndarray) -> "Split":
-    return Split(self.images[idx], self.labels[idx], self.indices[idx])
+    sub = lambda a: None if a is None else a[idx]
+    return Split(sub(self.images), self.labels[idx], self.indices[idx], sub(self.files), sub(self.encoded))
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -88,6 +104,19 @@ class Dataset:
   std: Tuple[float, ...]
   crop_padding: int  # random-crop padding of the train augmentation
   flip: bool  # horizontal flip in the train augmentation
+  recipe: Optional[Any] = None  # ltjax.data.augment.ImageRecipe of file-backed (large-scale) datasets, else None
+  # Semi-supervised runs (config.data.unlabeled): what was appended to `train` (unlabeled.UnlabeledInfo), else None.
+  unlabeled: Optional[object] = None
+  # The legacy RandomState of the long-tailed selection, advanced past it: upstream code that keeps drawing from the
+  # same global numpy stream (RECORDS' candidate sets, spec B.2.2) continues from here.
+  selection_rng: Optional[np.random.RandomState] = None
+
+  def example_input(self) -> np.ndarray:
+    """float32 [1, H, W, C]: an input of the model's shape (for initialisation)."""
+    if self.train.images is not None:
+      return self.train.images[:1].astype(np.float32)
+    s = self.recipe.image_size
+    return np.zeros((1, s, s, 3), np.float32)
 
 
 @dataclasses.dataclass
@@ -249,11 +278,27 @@ def _svhn(data_cfg) -> Raw:
              flip=True)
 
 
-REGISTRY: Dict[str, Callable[..., Raw]] = {
+def _large(name: str) -> Callable[..., "Dataset"]:
+  def source(data_cfg) -> "Dataset":
+    from ltjax.data import large  # split files / TFDS large-scale datasets (ltjax/data/large.py)
+    return large.load(name, data_cfg)
+  source.__name__ = f"_{name}"
+  return source
+
+
+# A source returns a Raw (the long-tailed subset is selected in `load`) or, for the large-scale datasets whose
+# split files already are long-tailed, a finished Dataset.
+REGISTRY: Dict[str, Callable[..., Any]] = {
     "digits": _digits,
     "cifar10": _cifar("cifar10", 10),
     "cifar100": _cifar("cifar100", 100),
     "svhn": _svhn,
+    # Large-scale (spec §1.3), file-backed: split files under config.data.root, or TFDS (encoded images).
+    "imagenet_lt": _large("imagenet_lt"),
+    "inat2018": _large("inat2018"),
+    "places_lt": _large("places_lt"),
+    "imagenet_lt_tfds": _large("imagenet_lt_tfds"),
+    "inat2018_tfds": _large("inat2018_tfds"),
 }
 
 
@@ -266,11 +311,17 @@ def load(data_cfg) -> Dataset:
   """Loads `data_cfg.name` and selects its long-tailed training subset (spec §1.1/§1.2).
 
   `data_cfg` fields: name, data_dir (TFDS data dir; '' or None = TFDS default), imb_type ('exp'|'step'|'none'),
-  imb_factor (ρ), rand_number (selection seed, default 0), val_per_class (default 0 = no validation split).
+  imb_factor (ρ), rand_number (selection seed, default 0), val_per_class (default 0 = no validation split),
+  count_shuffle_seed (default −1; >= 0: the class-count list is permuted by Python's `random.Random(seed).shuffle`
+  before the selection, RECORDS `--hierarchical`, spec B.2.1), mean / std (() = the source's statistics).
   With val_per_class > 0, `val` is a balanced hold-out drawn (seed rand_number + 1) from the train-pool images the
   long-tailed subset did not take, so the training subset stays exactly the official one. That needs unused images
   in every class: digits and SVHN have them; CIFAR does not (its head class keeps all N = len/C images), so there
   a validation split is a ValueError.
+
+  `data_cfg.unlabeled` (optional; active when its `pseudo_labels` is set): the semi-supervised D_U of spec §3.3 is
+  drawn from the pool, continuing the selection's legacy stream, and appended to `train` with its pseudo labels
+  (`ltjax.data.unlabeled.merge`); `Dataset.unlabeled` then describes what was added.
   """
   name = data_cfg.name
   if name not in REGISTRY:
@@ -278,14 +329,24 @@ def load(data_cfg) -> Dataset:
   imbalance.check_imb_factor(data_cfg.imb_factor)  # before any (slow) loading
   rand_number = int(_get(data_cfg, "rand_number", 0))
   val_per_class = int(_get(data_cfg, "val_per_class", 0))
+  semi = _get(data_cfg, "unlabeled", None)
+  if semi is not None and _get(semi, "pseudo_labels", ""):
+    from ltjax.data import unlabeled
+    unlabeled.check_files(semi)  # before the (slow) labeled data
   raw = REGISTRY[name](data_cfg)
+  if isinstance(raw, Dataset):  # large-scale: the split files define the long tail
+    return raw
   counts = imbalance.class_counts(raw.n_full, raw.num_classes, data_cfg.imb_type, data_cfg.imb_factor)
+  shuffle_seed = int(_get(data_cfg, "count_shuffle_seed", -1))
+  if shuffle_seed >= 0:
+    counts = imbalance.shuffle_counts(counts, shuffle_seed)
   if (counts == 0).any():
     empty = imbalance.label_counts(counts, raw.class_order)
     raise ValueError(f"{name}: imb_type={data_cfg.imb_type!r}, imb_factor={data_cfg.imb_factor} leaves class(es) "
                      f"{np.nonzero(empty == 0)[0].tolist()} without training images (N = {raw.n_full}); "
                      f"raise imb_factor")
-  selected = imbalance.select_long_tailed(raw.train.labels, counts, rand_number, raw.class_order)
+  rng = np.random.RandomState(rand_number)  # one legacy stream: labeled subset, then D_U (spec §3.3)
+  selected = imbalance.select_long_tailed(raw.train.labels, counts, class_order=raw.class_order, rng=rng)
   val = None
   if val_per_class > 0:
     rest = imbalance.remaining_indices(len(raw.train), selected)
@@ -298,5 +359,14 @@ def load(data_cfg) -> Dataset:
           f"head class keeps all its images (CIFAR: N = len/C) there are none, so use config.data.val_per_class = 0 "
           f"(the official code selects on the test set).") from None
     val = raw.train.take(held)
-  return Dataset(name, raw.num_classes, raw.train.take(selected), raw.test, val, tuple(raw.mean), tuple(raw.std),
-                 raw.crop_padding, raw.flip)
+  train = raw.train.take(selected)
+  info = None
+  if semi is not None and _get(semi, "pseudo_labels", ""):
+    train, info = unlabeled.merge(train, counts, raw.class_order, raw.num_classes, semi,
+                                  _get(data_cfg, "data_dir", "") or None, rng)
+  mean, std = tuple(_get(data_cfg, "mean", ())) or raw.mean, tuple(_get(data_cfg, "std", ())) or raw.std
+  channels = raw.train.images.shape[-1]
+  if len(mean) != channels or len(std) != channels:
+    raise ValueError(f"{name}: data.mean {mean} / data.std {std} need one value per channel ({channels})")
+  return Dataset(name, raw.num_classes, train, raw.test, val, tuple(mean), tuple(std),
+                 raw.crop_padding, raw.flip, unlabeled=info, selection_rng=rng)

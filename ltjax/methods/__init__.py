@@ -1,12 +1,15 @@
 """Method registry: `config.method` names a key here."""
 
 from ltjax.methods.base import Method
+from ltjax.methods.records import Records, SoLar
+from ltjax.methods.rotation import Rotation
 from ltjax.methods.supervised import Supervised
 from ltjax.methods.decouple import Decouple
 from ltjax.methods.moco import MoCo
 from ltjax.methods.sbcl_moco import SbclMoco
 
-REGISTRY = {m.name: m for m in (Supervised, Decouple, MoCo, SbclMoco)}
+REGISTRY = {m.name: m for m in (Supervised, Rotation, Decouple, MoCo, SbclMoco)}
+REGISTRY.update({m.name: m for m in (Records, SoLar)})  # long-tailed partial-label learning (spec B)
 
 
 def register(method_cls):

@@ -37,6 +37,11 @@ class Method:
   def __init__(self, cfg: ml_collections.ConfigDict, stats: ClassStats, train_labels: np.ndarray):
     self.cfg, self.stats, self.train_labels = cfg, stats, train_labels
 
+  def bind_data(self, data) -> None:
+    """Called once by the trainer right after construction with the loaded `sources.Dataset` (before `init_state`),
+    for methods whose state derives from more than the labels: RECORDS' candidate sets continue the selection's
+    RandomState (`data.selection_rng`). Default: nothing."""
+
   def init_state(self, rng: jax.Array) -> PyTree:
     """Method state carried in the train state and checkpoints (queues, confidence tables, subclass labels)."""
     return {}
@@ -77,5 +82,11 @@ class Method:
     raise NotImplementedError
 
   def eval_logits(self, outputs: Dict[str, jax.Array], method_state: PyTree) -> jax.Array:
-    """Logits used for evaluation (a method may adjust them at test time)."""
+    """Logits used for evaluation (a method may adjust them at test time). A method may add a keyword argument
+    `params`: the trainer then passes the current parameters (RECORDS' prior uses the current classifier)."""
     return outputs["logits"]
+
+  def eval_metrics(self, logits: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
+    """Extra evaluation figures (host side, from the split's eval logits [N, C] and labels [N], split order), merged
+    into the trainer's evaluation dict: e.g. an official code's own accuracy definition. Default: none."""
+    return {}

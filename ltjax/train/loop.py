@@ -36,7 +36,9 @@ log = logging.getLogger("ltjax")
 
 # Config fields that may differ when a run directory is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "train.progress_bar", "train.eval_every",
-                     "train.checkpoint_every", "train.keep_checkpoints", "train.diagnostics_every")
+                     "train.checkpoint_every", "train.keep_checkpoints", "train.diagnostics_every",
+                     "distributed.coordinator_address", "distributed.num_processes", "distributed.process_id",
+                     "distributed.cluster_detection", "distributed.initialization_timeout")
 
 
 class TrainingDiverged(RuntimeError):
@@ -66,7 +68,7 @@ class Run:
     size = -(-self.cfg.train.eval_batch_size // n_dev) * n_dev
     b = pipeline.Batches(len(data.labels), size, n_dev,
                          jax.process_index(), jax.process_count())
-    return pipeline.EvalInput(data, b, mean=self.data.mean, std=self.data.std)
+    return pipeline.EvalInput(data, b, mean=self.data.mean, std=self.data.std, recipe=self.data.recipe)
 
 
 def _head(cfg) -> str:
@@ -84,6 +86,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Run:
     raise config_lib.ConfigError(f"config.data.group_bounds = {bounds} must be < num_classes = {data.num_classes}")
   stats = ClassStats.from_labels(data.train.labels, data.num_classes, ranges)
   method = methods.REGISTRY[cfg.method](cfg, stats, data.train.labels)
+  method.bind_data(data)
   mesh = step_lib.make_mesh(cfg.mesh.num_devices)
   if cfg.train.batch_size % (mesh.devices.size):
     raise config_lib.ConfigError(
@@ -97,7 +100,8 @@ def setup(cfg: ml_collections.ConfigDict) -> Run:
   train_input = pipeline.TrainInput(data.train, batches, seed=cfg.seed, mean=data.mean, std=data.std,
                                     crop_padding=data.crop_padding, flip=data.flip,
                                     probabilities_fn=method.sampling_probabilities,
-                                    augment_fn=method.train_augment(data), order_fn=order_fn)
+                                    augment_fn=method.train_augment(data), order_fn=order_fn,
+                                    recipe=data.recipe)
   model_kw = dict(num_classes=data.num_classes, head=_head(cfg), dtype=cfg.model.dtype)
   model_kw.update(method.model_kwargs())
   model = create_model(cfg.model.name, **model_kw)
@@ -115,7 +119,7 @@ def create_state(run: Run, seed: int, pretrained: bool = False) -> TrainState:
   """Initial state, replicated over the mesh; `pretrained`: parameters and BN statistics initialised per
   `config.init` (ltjax.train.pretrained)."""
   init_rng, method_rng, step_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
-  image = run.data.train.images[:1].astype(np.float32)
+  image = run.data.example_input()
   variables = jax.jit(lambda r, x: run.model.init(r, x, train=False))(init_rng, image)
   params, batch_stats = variables["params"], variables.get("batch_stats", {})
   if pretrained:
@@ -149,7 +153,8 @@ def predict(run: Run, state: TrainState, split: str, eval_step=None, with_featur
 
 def evaluate(run: Run, state: TrainState, split: str, eval_step=None) -> dict:
   p = predict(run, state, split, eval_step)
-  return metrics.evaluate(p["logits"], p["labels"], run.stats)
+  return dict(metrics.evaluate(p["logits"], p["labels"], run.stats),
+              **run.method.eval_metrics(p["logits"], p["labels"]))
 
 
 def training_diagnostics(run: Run, state: TrainState, split: str = "test") -> Dict[str, float]:
@@ -204,9 +209,10 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   if fresh_run:
     pretrained_lib.check_source(cfg.init.workdir, cfg.init.checkpoint)
   run = setup(cfg)
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
+  if jax.process_index() == 0:  # atomically: other processes may be reading it (_check_workdir_config)
+    with open(os.path.join(workdir, "config.json.tmp"), "w") as f:
       f.write(cfg.to_json_best_effort(indent=1, sort_keys=True))
+    os.replace(os.path.join(workdir, "config.json.tmp"), os.path.join(workdir, "config.json"))
   counts = run.stats.counts
   log.info("data %s: train %d images (per class %d…%d), test %d, classes %d", run.data.name, counts.sum(),
            counts.max(), counts.min(), len(run.data.test.labels), run.data.num_classes)

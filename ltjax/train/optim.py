@@ -125,6 +125,27 @@ def mislas_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[in
   return arb_step(e, base_lr, warmup=warmup, milestones=milestones, gammas=gammas)
 
 
+def records_cosine(e: int, base_lr: float, num_epochs: int, decay_rate: float = 0.1, restart_epoch: int = 0) -> float:
+  """RECORDS / CORR / SoLar `--cosine` (spec SBCL_AND_RECORDS §B.8), 0-based e, set at the start of every epoch:
+
+      lr_e = η_min + (lr − η_min)·(1 + cos(π·e/E))/2,   η_min = lr·decay_rate³
+
+  `restart_epoch` R > 0 (SoLar's two stages, §B.7): the horizon is E = num_epochs − R (`--epochs`) and the schedule
+  restarts at R: epochs e < R (stage 1, `--est_epochs`) use e, epochs e >= R use e − R."""
+  horizon = num_epochs - restart_epoch
+  if horizon < 1:
+    raise ValueError(f"records_cosine: restart_epoch {restart_epoch} must be < num_epochs {num_epochs}")
+  t = e - restart_epoch if restart_epoch and e >= restart_epoch else e
+  eta_min = base_lr * decay_rate ** 3
+  return eta_min + (base_lr - eta_min) * (1.0 + math.cos(math.pi * t / horizon)) / 2.0
+
+
+def records_step(e: int, base_lr: float, milestones: Sequence[int] = (700, 800, 900),
+                 decay_rate: float = 0.1) -> float:
+  """RECORDS / CORR / SoLar without `--cosine` (§B.8): lr·decay_rate^{#(milestones m with e > m)}, 0-based e."""
+  return base_lr * decay_rate ** sum(1 for m in milestones if e > m)
+
+
 def constant(e: int, base_lr: float) -> float:
   """lr for every epoch."""
   del e
@@ -140,6 +161,8 @@ SCHEDULES: Dict[str, Callable[..., float]] = {
     "decoupling_cosine": decoupling_cosine,
     "moco_cosine": moco_cosine,
     "moco_step": moco_step,
+    "records_cosine": records_cosine,
+    "records_step": records_step,
     "constant": constant,
 }
 
@@ -192,6 +215,8 @@ def lr_table_from_config(cfg, num_epochs: Optional[int] = None) -> np.ndarray:
     kw["warmup"] = int(o.warmup_epochs)
   if "legacy_order" in accepted and "legacy_order" in o:
     kw["legacy_order"] = bool(o.legacy_order)
+  if "restart_epoch" in accepted and "restart_epoch" in o:
+    kw["restart_epoch"] = int(o.restart_epoch)
   epochs = int(cfg.train.epochs if num_epochs is None else num_epochs)
   return lr_table(name, float(o.lr), epochs, **kw)
 

@@ -5,6 +5,7 @@ statistics are reduced over the global batch, so 1 device and N devices compute 
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Callable, Dict
 
@@ -95,12 +96,20 @@ def make_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransf
   return jax.jit(train_step, in_shardings=(rep, dat, rep), out_shardings=(rep, rep), donate_argnums=(0,))
 
 
+def _eval_logits(method: Method, out, state: TrainState):
+  """`method.eval_logits(out, method_state)`, plus `params=` for methods whose eval_logits takes it (a test-time
+  adjustment computed from the current weights, RECORDS' prior)."""
+  if "params" in inspect.signature(method.eval_logits).parameters:
+    return method.eval_logits(out, state.method_state, params=state.params)
+  return method.eval_logits(out, state.method_state)
+
+
 def make_eval_step(method: Method, apply_fn: Callable, mesh: Mesh, with_features: bool = False):
   """Returns jitted `step(state, batch) -> {'logits': [B, C] float32[, 'features': [B, D] float32]}`."""
 
   def eval_step(state: TrainState, batch):
     out = apply_fn({"params": state.params, "batch_stats": state.batch_stats}, batch["image"], train=False)
-    res = {"logits": method.eval_logits(out, state.method_state).astype(jnp.float32)}
+    res = {"logits": _eval_logits(method, out, state).astype(jnp.float32)}
     if with_features:
       res["features"] = out["features"].astype(jnp.float32)
     return res

@@ -1,0 +1,48 @@
+"""Rotation accuracy of a rotation pre-training run (spec ARB_AND_SEMISELF §3.4; ltjax/methods/rotation.py):
+
+  python -m ltjax.rotation_eval --workdir runs/ss_rot_cifar10_0.01 [--checkpoint last] [--split test]
+
+Every image of the split in each of the four rotations, test-time preprocessing; prints the accuracy and writes
+RUN/rotation_eval.json ({'rotation_accuracy', 'rot0', 'rot90', 'rot180', 'rot270', 'split', 'step'}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def evaluate(workdir: str, checkpoint: str = "last", split: str = "test") -> dict:
+  from ltjax.config import ConfigError
+  from ltjax.inspect import open_run
+  from ltjax.methods import rotation
+  view = open_run(workdir, checkpoint)
+  if view.cfg.method != rotation.Rotation.name:
+    raise ConfigError(f"{workdir} is a '{view.cfg.method}' run, not a rotation pre-training run")
+  res = dict(rotation.rotation_accuracy(view.run, view.state, split), split=split, step=view.step)
+  with open(os.path.join(workdir, "rotation_eval.json"), "w") as f:
+    json.dump(res, f, indent=1, sort_keys=True)
+  return res
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m ltjax.rotation_eval", description=__doc__.split("\n\n")[0])
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--checkpoint", default="last", choices=("best", "last"))
+  p.add_argument("--split", default="test", choices=("test", "val", "train"))
+  args = p.parse_args(argv)
+  from ltjax.config import ConfigError
+  try:
+    res = evaluate(args.workdir, args.checkpoint, args.split)
+  except (FileNotFoundError, ConfigError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"rotation accuracy on {args.split} (step {res['step']}): {res['rotation_accuracy']:.2f}% "
+        f"(0°/90°/180°/270°: {res['rot0']:.2f} / {res['rot90']:.2f} / {res['rot180']:.2f} / {res['rot270']:.2f})")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
