@@ -274,3 +274,32 @@ def test_bad_moco_configs_fail_early():
   del c["moco"]
   with pytest.raises(config_lib.ConfigError, match="needs config.moco"):
     config_lib.validate(c)
+
+
+def test_sbcl_moco_on_file_backed_split_files(tmp_path):
+  """Split files + JPEGs of random sizes (the ImageNet-LT/Places-LT source, here Places-LT's 365 classes to keep
+  the generated tree small): aug-plus views from decoded images, and the
+  clustering pass reading and decoding the files itself (phase 2 from epoch 0: clustering before the first step
+  uses the query encoder, the key encoder not being copied yet)."""
+  from ltjax.data import large
+  from tests import jpeg_tree
+  spec = large.SPECS["places_lt"]
+  counts = [3, 2] + [1] * (spec.num_classes - 2)  # every class present: M_c >= 1 needs n_c >= 1
+  jpeg_tree.make_tree(str(tmp_path), counts, 1, lists=(spec.train_list, spec.test_list), size_range=(10, 20))
+  cfg = cfg_of("sbcl", **{"data.name": "places_lt", "data.root": str(tmp_path), "data.imb_type": "none",
+                          "data.label_remap": "none", "moco.crop_size": 16, "moco.flip": True,
+                          "sbcl_moco.phase2_epoch": 0, "optim.schedule": "moco_cosine", "train.epochs": 1,
+                          "train.eval_batch_size": 200})
+  run = loop.setup(cfg)
+  batch = next(run.train_input.epoch(0))
+  assert batch["image"].shape == batch["image_k"].shape == (64, 16, 16, 3)
+  assert not np.allclose(batch["image"], batch["image_k"])
+  state = loop.create_state(run, cfg.seed)
+  feats = run.method.key_features(run, state, 0)
+  assert feats.shape == (sum(counts), 32)
+  np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
+  np.testing.assert_array_equal(feats, run.method.key_features(run, state, 0))  # views seeded by (seed, epoch, i)
+  assert not np.allclose(feats, run.method.key_features(run, state, 5))
+  out = run.method.on_epoch_start(0, state, run)
+  # M_c = ⌊n_c / max(n_min = 1, 20)⌋ = 1 for every class: the subclass id is the class id
+  np.testing.assert_array_equal(np.asarray(out.method_state["sub_labels"]), run.data.train.labels)
