@@ -12,13 +12,14 @@ from ltjax.data import augment_moco as am  # noqa: E402
 
 
 def tv_box(u, H, W, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
-  """torchvision RandomResizedCrop.get_params with its draws replaced by u [10, 4]."""
-  for t in range(u.shape[0]):
-    area = H * W * (scale[0] + (scale[1] - scale[0]) * u[t, 0])
-    ar = math.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[t, 1])
+  """torchvision RandomResizedCrop.get_params with its draws replaced by u [22] (rrc_window's layout: 10 area
+  draws, 10 log-ratio draws, then the top and left draws of the accepted attempt)."""
+  for t in range(10):
+    area = H * W * (scale[0] + (scale[1] - scale[0]) * u[t])
+    ar = math.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[10 + t])
     w, h = int(round(math.sqrt(area * ar))), int(round(math.sqrt(area / ar)))
     if 0 < w <= W and 0 < h <= H:
-      return int(math.floor(u[t, 2] * (H - h + 1))), int(math.floor(u[t, 3] * (W - w + 1))), h, w
+      return int(math.floor(u[20] * (H - h + 1))), int(math.floor(u[21] * (W - w + 1))), h, w
   r = W / H
   if r < ratio[0]:
     w, h = W, int(round(W / ratio[0]))
@@ -35,7 +36,7 @@ def test_random_resized_crop_cuts_torchvision_box(H, W):
   img = rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
   for s in range(20):
     seed = tf.constant([s, 3], tf.int64)
-    u = tf.random.stateless_uniform([10, 4], seed).numpy().astype(np.float64)
+    u = tf.random.stateless_uniform([22], seed).numpy().astype(np.float64)
     i, j, h, w = tv_box(u, H, W)
     ref = tf.image.resize(img[i:i + h, j:j + w].astype(np.float32), [16, 16], method="bilinear", antialias=True)
     ref = np.clip(np.round(ref.numpy()), 0, 255).astype(np.uint8)

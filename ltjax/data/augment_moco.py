@@ -23,37 +23,20 @@ from __future__ import annotations
 import math
 from typing import Sequence, Tuple
 
+from ltjax.data import augment
 
-def random_resized_crop(image, seed, size: int, scale=(0.2, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), attempts: int = 10):
+
+def random_resized_crop(image, seed, size: int, scale=(0.2, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)):
   """torchvision RandomResizedCrop on uint8 [H, W, C] (any H, W) → uint8 [size, size, C].
 
-  `get_params`: for each of 10 attempts, area = H·W·U(scale), aspect = exp(U(log ratio)), w = round(√(area·aspect)),
-  h = round(√(area/aspect)); the first attempt with 0 < w ≤ W, 0 < h ≤ H is cut at i ~ U{0..H−h}, j ~ U{0..W−w}.
-  Otherwise the central crop with the aspect ratio clamped into `ratio`. Resize: bilinear with antialiasing (PIL's
-  BILINEAR widens its filter when shrinking), rounded back to uint8.
+  The window is `ltjax.data.augment.rrc_window` (torchvision's `get_params`: 10 attempts, then the central crop
+  with the aspect ratio clamped); the crop is resized bilinearly with antialiasing (PIL's BILINEAR widens its
+  filter when shrinking) and rounded back to uint8, as PIL returns it.
   """
   import tensorflow as tf
   shape = tf.shape(image)
-  H, W = shape[0], shape[1]
-  Hf, Wf = tf.cast(H, tf.float32), tf.cast(W, tf.float32)
-  u = tf.random.stateless_uniform([attempts, 4], seed)
-  area = Hf * Wf * (scale[0] + (scale[1] - scale[0]) * u[:, 0])
-  lo, hi = math.log(ratio[0]), math.log(ratio[1])
-  aspect = tf.exp(lo + (hi - lo) * u[:, 1])
-  w = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
-  h = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
-  ok = (w > 0) & (w <= W) & (h > 0) & (h <= H)
-  first = tf.argmax(tf.cast(ok, tf.int32), output_type=tf.int32)
-  i = tf.cast(tf.floor(u[:, 2] * tf.cast(H - h + 1, tf.float32)), tf.int32)
-  j = tf.cast(tf.floor(u[:, 3] * tf.cast(W - w + 1, tf.float32)), tf.int32)
-  in_ratio = Wf / Hf
-  fw = tf.where(in_ratio > ratio[1], tf.cast(tf.round(Hf * ratio[1]), tf.int32), W)
-  fh = tf.where(in_ratio < ratio[0], tf.cast(tf.round(Wf / ratio[0]), tf.int32), H)
-  any_ok = tf.reduce_any(ok)
-  ch, cw = tf.where(any_ok, h[first], fh), tf.where(any_ok, w[first], fw)
-  ci = tf.where(any_ok, tf.minimum(i[first], H - ch), (H - fh) // 2)
-  cj = tf.where(any_ok, tf.minimum(j[first], W - cw), (W - fw) // 2)
-  crop = tf.slice(image, tf.stack([ci, cj, 0]), tf.stack([ch, cw, -1]))
+  top, left, h, w = augment.rrc_window(shape[0], shape[1], seed, scale, ratio)
+  crop = tf.slice(image, tf.stack([top, left, 0]), tf.stack([h, w, -1]))
   out = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method="bilinear", antialias=True)
   out = tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
   return tf.ensure_shape(out, [size, size, image.shape[-1]])
