@@ -1,0 +1,218 @@
+"""SBCL stage 1 on ImageNet-LT (spec SBCL_AND_RECORDS A.2.3, A.3.4, A.4.2, A.5.4, A.6.3; `moco/main.py`).
+
+A MoCo v2 model (ltjax/methods/moco.py: momentum encoder, queue, shuffle-BN, aug-plus views) with two label queues
+(class and subclass, initialised −1, written FIFO with the keys). Logits are NOT divided by a temperature
+(`infonce_logits(q, k, queue, 1)`); the losses divide (ltjax/sbcl_queue.py), and they see the label queues as they
+were BEFORE the current batch is enqueued:
+
+  epochs [0, P):        KCL, k = 6 same-class queue positives, T = 0.07                     (phase 1)
+  epochs [P, E):        SBCL queue loss L1 + 0.2·L2, T = 0.07, ranking T_r = 0.12          (phase 2)
+                        with per-class subclasses re-clustered at phase-2 epochs 0, 5, 10, …
+  P = `sbcl_moco.phase2_epoch` (200), E = `train.epochs` (400).
+
+The official code runs phase 2 as a second loop with a NEW SGD optimizer (momentum buffers reset) over the same
+model (key encoder and queues carry over) and a cosine schedule that restarts at lr. Here both phases are one run:
+at the first step of epoch P the momentum buffers are zeroed (`on_epoch_start`, idempotent under resume because it
+acts only when the state sits exactly at that epoch's first step), and `optim.schedule = 'sbcl_moco_cosine'`
+restarts the cosine (lr_e = lr·½(1 + cos(π·(e mod P)/P))). Key encoder, queues and subclass labels live in the
+method state, so a resumed run continues exactly.
+
+Clustering (A.4.2, ImageNet): features = normalised key-encoder projections (eval mode: the key encoder's running
+BN statistics) of the first augmented view of every training image, in split order; subclass counts
+M_c = ⌊n_c / max(n_min, 20)⌋ (≥ 1); per-class cosine k-means `ltjax.sbcl.cluster`, run ONCE, globally (upstream
+clusters independently on every GPU with unsynchronised RNGs, A.10 item 12), seeded by (seed, epoch). Global
+subclass ids as `ltjax.sbcl.subclass_layout`. Samples keep subclass −1 until the first clustering.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from ltjax import moco, sbcl, sbcl_queue
+from ltjax.config import ConfigError
+from ltjax.data import augment_moco
+from ltjax.methods.moco import MoCo, validate_moco
+from ltjax.train import optim
+
+CLUSTER_SEED = 0x5bc1
+
+
+# ---- schedules (registered into ltjax.train.optim.SCHEDULES) -------------------------------------------------------
+
+
+def sbcl_moco_cosine(e: int, base_lr: float, num_epochs: int) -> float:
+  """SBCL ImageNet stage 1 (A.6.3): a cosine without floor restarted for phase 2, P = num_epochs / 2:
+  lr_e = lr·0.5·(1 + cos(π·(e mod P)/P)) (0-based e; 0.1 at epochs 0 and P)."""
+  P = num_epochs // 2
+  return base_lr * 0.5 * (1.0 + math.cos(math.pi * (e % P) / P))
+
+
+def sbcl_imagenet_linear_step(e: int, base_lr: float) -> float:
+  """SBCL ImageNet stage 2 (A.6.4, `--schedule 20 30`): lr·0.1 once e+1 ≥ 20 and again once e+1 ≥ 30."""
+  return base_lr * 0.1 ** sum(1 for m in (20, 30) if e + 1 >= m)
+
+
+for _name, _fn in (("sbcl_moco_cosine", sbcl_moco_cosine), ("sbcl_imagenet_linear_step", sbcl_imagenet_linear_step)):
+  if optim.SCHEDULES.setdefault(_name, _fn) is not _fn:
+    raise RuntimeError(f"LR schedule '{_name}' is already registered by another module")
+
+
+def reset_momentum(opt_state):
+  """A NEW SGD optimizer's state for the same parameters: every `optax.trace` buffer zeroed; step counts kept (the
+  LR schedule is a function of the global step)."""
+  def f(s):
+    if isinstance(s, optax.TraceState):
+      return optax.TraceState(trace=jax.tree.map(jnp.zeros_like, s.trace))
+    return s
+  return jax.tree.map(f, opt_state, is_leaf=lambda s: isinstance(s, optax.TraceState))
+
+
+class SbclMoco(MoCo):
+  name = "sbcl_moco"
+
+  @staticmethod
+  def config_defaults():
+    c = ml_collections.ConfigDict()
+    c.temperature = 0.07  # --moco-t: KCL and the SBCL subclass term
+    c.rank_temperature = 0.12  # fixed in SupConLoss_rank (class term)
+    c.gamma = 0.2  # weight of the class term
+    c.kcl_k = 6  # KCL same-class positives drawn from the queue
+    c.phase2_epoch = 200  # first epoch of phase 2 (SBCL loss, new optimizer, clustering); 0 = SBCL from the start
+    c.cluster = 20  # L in M_c = ⌊n_c / max(n_min, L)⌋ (--cluster, moco/main.py)
+    c.step = 5  # re-cluster every this many phase-2 epochs (--step)
+    c.kmeans_tol = 1e-3
+    c.kmeans_iters = 35
+    return c
+
+  @staticmethod
+  def validate(cfg) -> None:
+    validate_moco(cfg)
+    if "sbcl_moco" not in cfg:
+      raise ConfigError("method 'sbcl_moco' needs config.sbcl_moco: add "
+                        "c.sbcl_moco = ltjax.methods.REGISTRY['sbcl_moco'].config_defaults()")
+    s = cfg.sbcl_moco
+    E = cfg.train.epochs
+    if not 0 <= s.phase2_epoch <= E:
+      raise ConfigError(f"config.sbcl_moco.phase2_epoch = {s.phase2_epoch} must lie in [0, train.epochs = {E}]")
+    if cfg.optim.schedule == "sbcl_moco_cosine" and E != 2 * s.phase2_epoch:
+      raise ConfigError(f"optim.schedule 'sbcl_moco_cosine' restarts at train.epochs/2 = {E / 2}, but "
+                        f"sbcl_moco.phase2_epoch = {s.phase2_epoch}: make train.epochs twice phase2_epoch")
+    if s.step < 1 or s.cluster < 1 or s.kcl_k < 1:
+      raise ConfigError("config.sbcl_moco.step, cluster and kcl_k must be >= 1")
+    if s.temperature <= 0 or s.rank_temperature <= 0:
+      raise ConfigError("config.sbcl_moco temperatures must be > 0")
+
+  def __init__(self, cfg, stats, train_labels):
+    super().__init__(cfg, stats, train_labels)
+    self.s = cfg.sbcl_moco
+    self.sub_counts = sbcl.subclass_counts(stats.counts, int(self.s.cluster))
+    self.num_train = int(len(train_labels))
+
+  def init_state(self, rng):
+    state = super().init_state(rng)
+    K = int(self.m.queue_size)
+    state.update(queue_labels=-jnp.ones((K,), jnp.int32), queue_sub_labels=-jnp.ones((K,), jnp.int32),
+                 sub_labels=-jnp.ones((self.num_train,), jnp.int32))
+    return state
+
+  def epoch_hparams(self, epoch):
+    return {"phase2": np.asarray(epoch >= int(self.s.phase2_epoch), np.int32)}
+
+  def loss(self, apply_fn, params, batch_stats, method_state, batch, hparams, rng):
+    ms = method_state
+    k_shuffle, k_kcl = jax.random.split(rng)
+    q, k, new_stats, key_state = self.encode(apply_fn, params, batch_stats, ms, batch, k_shuffle)
+    logits = moco.infonce_logits(q, k, ms["queue"], 1.0)   # not divided by T (A.3.4)
+    y = batch["label"].astype(jnp.int32)
+    sub = ms["sub_labels"][batch["index"]]
+    s = self.s
+    kcl = lambda z: sbcl_queue.kcl_loss(z, y, ms["queue_labels"], k_kcl, int(s.kcl_k), float(s.temperature))  # noqa
+    rank = lambda z: sbcl_queue.sbcl_queue_loss(z, y, sub, ms["queue_labels"], ms["queue_sub_labels"],  # noqa
+                                                float(s.temperature), float(s.rank_temperature), float(s.gamma))
+    loss = jax.lax.cond(hparams["phase2"] > 0, rank, kcl, logits)
+    queue, ptr = moco.enqueue(ms["queue"], ms["ptr"], k)
+    queue_labels, _ = moco.enqueue(ms["queue_labels"], ms["ptr"], y)
+    queue_sub, _ = moco.enqueue(ms["queue_sub_labels"], ms["ptr"], sub)
+    new_state = dict(ms, **key_state, queue=queue, ptr=ptr, queue_labels=queue_labels, queue_sub_labels=queue_sub,
+                     initialized=jnp.ones([], jnp.int32))
+    metrics = {"accuracy": jnp.mean(jnp.argmax(logits, axis=1) == 0)}
+    return loss, (new_stats, new_state, metrics)
+
+  # ---- host side: optimizer reset and clustering ---------------------------------------------------------------
+
+  def on_epoch_start(self, epoch, state, run):
+    spe = run.train_input.steps_per_epoch
+    if int(jax.device_get(state.step)) != epoch * spe:  # resumed inside the epoch: all of this already happened
+      return state
+    from ltjax.train import step as step_lib
+    P = int(self.s.phase2_epoch)
+    if epoch == P and P > 0:
+      state = state.replace(opt_state=jax.device_put(reset_momentum(state.opt_state), step_lib.replicated(run.mesh)))
+    if epoch >= P and (epoch - P) % int(self.s.step) == 0:
+      labels = self.recluster(run, state, epoch)
+      ms = dict(state.method_state, sub_labels=jax.device_put(jnp.asarray(labels, jnp.int32),
+                                                               step_lib.replicated(run.mesh)))
+      state = state.replace(method_state=ms)
+    return state
+
+  def key_features(self, run, state, epoch: int) -> np.ndarray:
+    """[N, d] normalised key-encoder projections (eval mode) of one aug-plus view of every training image, in split
+    order; the view of image i is seeded by (seed, CLUSTER_SEED + epoch, i)."""
+    import tensorflow as tf
+    from jax.experimental import multihost_utils
+    from ltjax.data import pipeline
+    from ltjax.train import step as step_lib
+    split = run.data.train
+    N = len(split.labels)
+    n_dev = run.mesh.devices.size
+    size = -(-run.cfg.train.eval_batch_size // n_dev) * n_dev
+    b = pipeline.Batches(-(-N // size) * size, size, n_dev, jax.process_index(), jax.process_count(), True)
+    pos = b.local_positions(0)
+    real = pos < N
+    idx = np.where(real, pos, 0)
+    view = functools.partial(augment_moco.moco_v2_view, **self._view_kw)
+    seed = tf.constant([run.cfg.seed, CLUSTER_SEED + epoch], tf.int64)
+    if split.images is not None:
+      values, decode = split.images[idx], lambda v: v
+    else:  # file-backed (ImageNet-LT): read and decode inside tf.data, as the training input does
+      from ltjax.data import augment
+      values, read = pipeline._encoded_source(split, idx)
+      decode = lambda v: augment.decode_rgb(read(v))  # noqa: E731
+    ds = tf.data.Dataset.from_tensor_slices((values, idx.astype(np.int64), real))
+    ds = ds.map(lambda v, i, m: {"image": view(decode(v), tf.random.experimental.stateless_fold_in(seed, i)),
+                                 "mask": m},
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    apply_fn = run.model.apply
+    rep, dat = step_lib.replicated(run.mesh), step_lib.data_sharded(run.mesh)
+
+    @functools.partial(jax.jit, in_shardings=(rep, dat), out_shardings=dat)
+    def embed(ms, x):
+      out = apply_fn({"params": ms["key_params"], "batch_stats": ms["key_batch_stats"]}, x, train=False)
+      return moco.l2_normalize(out["projection"])
+
+    feats, masks = [], []
+    ms = state.method_state
+    if int(jax.device_get(ms["initialized"])):
+      key_ms = {"key_params": ms["key_params"], "key_batch_stats": ms["key_batch_stats"]}
+    else:  # no step taken yet (phase2_epoch = 0): the key encoder is still to be copied from the query encoder
+      key_ms = {"key_params": state.params, "key_batch_stats": state.batch_stats}
+    for batch in pipeline._batched(ds, b, 0):
+      f = embed(key_ms, step_lib.to_global({"image": batch["image"]}, run.mesh)["image"])
+      feats.append(np.asarray(multihost_utils.process_allgather(f, tiled=True)))
+      m = batch["mask"]
+      masks.append(np.asarray(multihost_utils.process_allgather(m, tiled=True)) if jax.process_count() > 1 else m)
+    return np.concatenate(feats)[np.concatenate(masks).astype(bool)]
+
+  def recluster(self, run, state, epoch: int) -> np.ndarray:
+    """Global subclass label of every training example, int32 [N] (A.4.2)."""
+    feats = self.key_features(run, state, epoch)
+    key = jax.random.fold_in(jax.random.PRNGKey(run.cfg.seed), CLUSTER_SEED + epoch)
+    return sbcl.cluster(feats, run.data.train.labels, self.sub_counts, key, mesh=run.mesh,
+                        tol=float(self.s.kmeans_tol), iter_limit=int(self.s.kmeans_iters))

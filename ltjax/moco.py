@@ -1,0 +1,121 @@
+"""MoCo v2 building blocks (spec ARB_AND_SEMISELF §3.6, SBCL_AND_RECORDS A.3.4): pure functions, jittable.
+
+Conventions
+  * B = global batch, K = queue length, d = embedding dimension. The queue is stored row-major, `queue [K, d]`
+    (the official code stores its transpose `[d, K]`; entry j is the official column j).
+  * Embeddings are ℓ2-normalised rows (`l2_normalize`, eps 1e-12 as `F.normalize`).
+
+Per MoCo step (official order, `moco/builder.py`):
+  1. θ_k ← m·θ_k + (1 − m)·θ_q                                   `momentum_update` (before the keys are computed)
+  2. q = normalize(f_q(x_q))                                      query encoder, with gradient
+  3. k = normalize(f_k(x_k)) on a shuffled batch, unshuffled      `shuffled_apply` (shuffle-BN, below), no gradient
+  4. logits = [q·k, q·queue_1 … q·queue_K] / T, target 0          `infonce_logits`, `infonce_loss`
+  5. queue[ptr : ptr + B] ← k,  ptr ← (ptr + B) mod K             `enqueue` (needs K % B == 0)
+
+Shuffle-BN on a mesh (`grouped_apply`, `shuffled_apply`). Upstream runs G DDP processes with plain (not
+synchronised) BatchNorm, so every BN layer normalises with the statistics of one GPU's sub-batch of B/G images. The
+query of image i is normalised within the sub-batch i was loaded in; its key is computed after a global random
+permutation of the batch (`_batch_shuffle_ddp`), so it is normalised within a *different*, random sub-batch, and
+the model cannot use shared batch statistics to find the positive (MoCo §3.3). Here the number of BN groups G is a
+config value independent of the device count: the batch is reshaped to [G, B/G, ...] and the encoder is vmapped
+over the groups, so each group's BN statistics span exactly its B/G images whatever the mesh (GSPMD splits the
+group axis over devices when it can, which with G = #devices is exactly DDP's layout). Keys: x_k[π] is split into
+the same G groups, encoded, and un-permuted with argsort(π), π a uniform permutation drawn from the step's key —
+a pure function of (seed, step), so 1 and 8 devices compute the same step. As upstream, a key may by chance land
+in its query's group (probability ≈ 1/G); with G = 1 both encoders see the whole batch (no shuffle-BN effect).
+The running statistics returned are the mean over the groups of the per-group updates (upstream keeps GPU 0's,
+broadcast by DDP; see docs/DEVIATIONS.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+  """x / max(‖x‖₂, eps) along the last axis (`F.normalize(x, dim=-1)`), computed in float32."""
+  x = x.astype(jnp.float32)
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def momentum_update(key_params: PyTree, query_params: PyTree, momentum: float) -> PyTree:
+  """θ_k ← m·θ_k + (1 − m)·θ_q leaf by leaf (no gradient flows into θ_q through this)."""
+  q = jax.lax.stop_gradient(query_params)
+  return jax.tree.map(lambda k, p: momentum * k + (1.0 - momentum) * p, key_params, q)
+
+
+def init_queue(key: jax.Array, size: int, dim: int) -> jax.Array:
+  """Queue [K, d] of unit-norm Gaussian rows (upstream: `randn(d, K)` normalised along d)."""
+  return l2_normalize(jax.random.normal(key, (size, dim), jnp.float32))
+
+
+def enqueue(queue: jax.Array, ptr: jax.Array, values: jax.Array) -> Tuple[jax.Array, jax.Array]:
+  """FIFO write: queue[ptr : ptr + B] ← values, ptr ← (ptr + B) mod K.
+
+  queue [K, ...] (keys [K, d] or a label queue [K]), ptr int32 scalar, values [B, ...] with K % B == 0 (checked
+  statically), so a write never wraps inside a batch and ptr is always a multiple of B.
+  """
+  K, B = queue.shape[0], values.shape[0]
+  if K % B:
+    raise ValueError(f"queue size {K} is not a multiple of the global batch {B} (MoCo requires K % B == 0)")
+  start = (jnp.asarray(ptr, jnp.int32),) + (0,) * (queue.ndim - 1)
+  new = jax.lax.dynamic_update_slice(queue, values.astype(queue.dtype), start)
+  return new, ((ptr + B) % K).astype(jnp.int32)
+
+
+def infonce_logits(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float = 1.0) -> jax.Array:
+  """[B, 1 + K] logits: column 0 = q_i·k_i (positive), column 1 + j = q_i·queue_j; all divided by T.
+
+  q, k [B, d] unit rows (k is treated as a constant), queue [K, d]. `temperature=1` gives the un-scaled logits SBCL
+  hands to its losses (A.3.4).
+  """
+  k = jax.lax.stop_gradient(k)
+  queue = jax.lax.stop_gradient(queue)
+  pos = jnp.sum(q * k, axis=-1, keepdims=True)
+  neg = q @ queue.T
+  return jnp.concatenate([pos, neg], axis=1) / temperature
+
+
+def infonce_loss(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float = 0.2) -> jax.Array:
+  """MoCo InfoNCE, scalar: L = mean_i −log softmax(ℓ_i)_0 with ℓ = infonce_logits(q, k, queue, T) (T = 0.2 in the
+  SS MoCo v2 pre-training, `--moco-t`)."""
+  logits = infonce_logits(q, k, queue, temperature)
+  return -jnp.mean(jax.nn.log_softmax(logits, axis=1)[:, 0])
+
+
+def grouped_apply(apply_fn: Callable, variables: Dict[str, PyTree], x: jax.Array, groups: int,
+                  ) -> Tuple[Dict[str, jax.Array], PyTree]:
+  """Train-mode forward with BatchNorm statistics per group of B/G consecutive examples (one DDP process each).
+
+  x [B, ...] → x.reshape(G, B/G, ...), `apply_fn(variables, x_g, train=True, mutable=['batch_stats'])` vmapped over
+  g (the variables are shared). Returns (outputs with the group axis merged back, [B, ...]; new batch_stats = mean
+  over g of the per-group running-statistics updates).
+  """
+  B = x.shape[0]
+  if B % groups:
+    raise ValueError(f"batch {B} is not divisible into {groups} BatchNorm groups")
+  xg = x.reshape((groups, B // groups) + x.shape[1:])
+
+  def one(xi):
+    return apply_fn(variables, xi, train=True, mutable=["batch_stats"])
+
+  out, new = jax.vmap(one)(xg)
+  out = jax.tree.map(lambda o: o.reshape((B,) + o.shape[2:]), out)
+  stats = jax.tree.map(lambda s: jnp.mean(s, axis=0), new["batch_stats"])
+  return out, stats
+
+
+def shuffled_apply(apply_fn: Callable, variables: Dict[str, PyTree], x: jax.Array, groups: int, key: jax.Array,
+                   ) -> Tuple[Dict[str, jax.Array], PyTree]:
+  """Shuffle-BN forward (`_batch_shuffle_ddp` → encoder → `_batch_unshuffle_ddp`): π = permutation(key, B);
+  out = grouped_apply(x[π])[argsort(π)], so row i of the output belongs to example i but was normalised with the
+  statistics of the random group π placed it in."""
+  perm = jax.random.permutation(key, x.shape[0])
+  out, stats = grouped_apply(apply_fn, variables, x[perm], groups)
+  inv = jnp.argsort(perm)
+  return jax.tree.map(lambda o: o[inv], out), stats
