@@ -234,10 +234,12 @@ def apply_color_jitter(x, factors, order, active: Sequence[int]):
   One-channel images: saturation and hue are identities and contrast blends with the image's own mean (torchvision
   for grayscale input); the PIL arithmetic needs RGB.
 
-  Branch-free (tf.switch_case inside tf.data cost 3x, computing every candidate 2x): each of brightness, contrast,
-  saturation is D + f·(x − D) resp. a·x + b·luma(x) + c, so one pass per position selects the coefficients by
-  index. Hue, when active, sits at one position p of the order: the affine adjustments before it run with identity
-  coefficients after it and vice versa (2(K − 1) cheap passes, one hue).
+  Branch-free for brightness, contrast, saturation (tf.switch_case per position inside tf.data cost 3x in the
+  large-scale pipeline, computing every candidate 2x): each is D + f·(x − D) resp. a·x + b·luma(x) + c, so one pass
+  per position selects the coefficients by index. Hue, when active (RGB), sits at one position p of the order: ONE
+  tf.switch_case on p picks the straight-line sequence "affine passes, hue, affine passes" with the hue at p. (The
+  fully branch-free alternative — every affine pass once before and once after the hue, with identity coefficients
+  on the wrong side — cost 0.67x the CPU rate of this at 224×224, benchmarks noted in docs/BENCHMARKS.md.)
   """
   import tensorflow as tf
   channels = x.shape[-1]
@@ -255,12 +257,13 @@ def apply_color_jitter(x, factors, order, active: Sequence[int]):
   gray_w = tf.constant(_GRAY, tf.float32)
   v = tf.cast(x, tf.float32) if pil else x
 
-  def affine(v, j, skip=None):
+  hue_on = rgb and HUE in active
+  identity_kinds = not rgb and any(k >= 2 for k in active)  # static: sat/hue are identities on one channel
+
+  def affine(v, j):
     kind, fk = kinds[j], f[j]
-    identity = kind == HUE if rgb else kind >= 2  # hue (applied separately), or sat/hue on one channel
-    if skip is not None:
-      identity = identity | skip
-    fk = tf.where(identity, 1.0, fk)
+    if identity_kinds:
+      fk = tf.where(kind >= 2, 1.0, fk)
     if pil:
       g = tf.cast(pil_luma(v)[..., None], tf.float32)
       m = tf.floor(tf.reduce_mean(g) + 0.5)
@@ -272,21 +275,28 @@ def apply_color_jitter(x, factors, order, active: Sequence[int]):
     return tf.clip_by_value(fk * v + b * g + c, 0.0, 1.0)
 
   n = len(active)
-  if not (rgb and HUE in active):
+  if not hue_on:
     for k in range(n):
       v = affine(v, order[k])
   else:
     p = tf.argmax(tf.cast(tf.gather(kinds, order) == HUE, tf.int32), output_type=tf.int32)  # hue's position
-    slot = [order[k + tf.cast(k >= p, tf.int32)] for k in range(n - 1)]  # the affine ones, in order
-    for k in range(n - 1):
-      v = affine(v, slot[k], skip=k >= p)
     fh = f[active.index(HUE)]
-    if pil:
-      v = tf.round(tf.clip_by_value(tf.image.adjust_hue(v / 255.0, fh) * 255.0, 0.0, 255.0))
-    else:
-      v = tf.clip_by_value(tf.image.adjust_hue(v, fh), 0.0, 1.0)
-    for k in range(n - 1):
-      v = affine(v, slot[k], skip=k < p)
+
+    def hue(v):
+      if pil:
+        return tf.round(tf.clip_by_value(tf.image.adjust_hue(v / 255.0, fh) * 255.0, 0.0, 255.0))
+      return tf.clip_by_value(tf.image.adjust_hue(v, fh), 0.0, 1.0)
+
+    def hue_at(q, v=v):
+      for k in range(q):
+        v = affine(v, order[k])
+      v = hue(v)
+      for k in range(q + 1, n):
+        v = affine(v, order[k])
+      return v
+
+    v = tf.switch_case(p, [lambda q=q: hue_at(q) for q in range(n)])
+    v = tf.ensure_shape(v, x.shape)
   return tf.cast(v, tf.uint8) if pil else v
 
 
