@@ -8,6 +8,7 @@ tf = pytest.importorskip("tensorflow")
 PIL = pytest.importorskip("PIL")
 from PIL import Image, ImageEnhance, ImageOps  # noqa: E402
 
+from ltjax.data import augment  # noqa: E402
 from ltjax.data import records_augment as ra  # noqa: E402
 
 
@@ -69,7 +70,49 @@ def test_autocontrast_and_equalize_on_flat_channels():
 
 def test_luma_is_pil_convert_l():
   x = _img(2)
-  np.testing.assert_array_equal(ra.luma(tf.constant(x)).numpy(), np.asarray(Image.fromarray(x).convert("L")))
+  np.testing.assert_array_equal(augment.pil_luma(tf.constant(x)).numpy(), np.asarray(Image.fromarray(x).convert("L")))
+
+
+PIL_JITTER = [lambda im, f: ImageEnhance.Brightness(im).enhance(f), lambda im, f: ImageEnhance.Contrast(im).enhance(f),
+              lambda im, f: ImageEnhance.Color(im).enhance(f)]
+
+
+def _ref_hue(x, fh):
+  """The documented uint8 hue: tf.image.adjust_hue on x/255, rounded back to uint8."""
+  h = tf.image.adjust_hue(tf.constant(x, tf.float32) / 255.0, fh).numpy()
+  return np.clip(np.round(h * 255.0), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 0, 1), (1, 2, 0), (0, 1, 2, 3), (3, 2, 1, 0), (2, 3, 0, 1),
+                                   (1, 0, 3, 2)])
+def test_uint8_color_jitter_is_pil_enhance_in_order(order):
+  """The shared ColorJitter on uint8 images (the RECORDS weak view) = PIL's ImageEnhance ops applied in `order`,
+  pixel for pixel (hue: the documented adjust_hue + rounding, at its position in the order)."""
+  x = _img(11)
+  f = [1.31, 0.66, 1.22, -0.07]
+  active = sorted(order)
+  got = augment.apply_color_jitter(tf.constant(x), tf.constant(f[:len(order)]), tf.constant(order), active).numpy()
+  ref = x
+  for k in order:
+    ref = _ref_hue(ref, f[3]) if k == 3 else np.asarray(PIL_JITTER[k](Image.fromarray(ref), f[k]))
+  assert got.dtype == np.uint8
+  np.testing.assert_array_equal(got, ref)
+
+
+def test_uint8_hue_within_a_level_of_hsv_rotation():
+  import colorsys
+  x = _img(12, 8, 8)
+  got = augment.apply_color_jitter(tf.constant(x), tf.constant([1.0, 1.0, 1.0, 0.09]), tf.constant([0]), [3]).numpy()
+  ref = np.array([[colorsys.hsv_to_rgb((colorsys.rgb_to_hsv(*(p / 255.0))[0] + 0.09) % 1.0,
+                                       *colorsys.rgb_to_hsv(*(p / 255.0))[1:]) for p in row] for row in x]) * 255
+  assert np.abs(got - ref).max() <= 1.0
+
+
+def test_grayscale_uint8_is_pil_convert_l_replicated():
+  x = _img(13)
+  g = augment.grayscale(tf.constant(x)).numpy()
+  assert g.dtype == np.uint8 and g.shape == x.shape
+  np.testing.assert_array_equal(g, np.asarray(Image.fromarray(x).convert("L").convert("RGB")))
 
 
 def test_cutout_box_and_fill():
@@ -89,10 +132,10 @@ def test_cutout_box_and_fill():
 
 def test_resized_crop_identity_and_range():
   x = _img(4)
-  same = ra.random_resized_crop(tf.constant(x), tf.constant([1, 2], tf.int64), 32, scale=(1.0, 1.0),
+  same = augment.random_resized_crop(tf.constant(x), tf.constant([1, 2], tf.int64), 32, scale=(1.0, 1.0),
                                 ratio=(1.0, 1.0)).numpy()
   np.testing.assert_array_equal(same, x)
-  out = ra.random_resized_crop(tf.constant(x), tf.constant([3, 4], tf.int64), 32).numpy()
+  out = augment.random_resized_crop(tf.constant(x), tf.constant([3, 4], tf.int64), 32).numpy()
   assert out.shape == (32, 32, 3) and out.dtype == np.uint8
 
 

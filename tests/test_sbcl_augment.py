@@ -45,16 +45,18 @@ def _np_jitter(x, fb, fc, fs, fh, order):
   return x
 
 
-@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (2, 0, 3, 1)])
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (2, 0, 3, 1), (1, 3, 0, 2)])
 def test_jitter_operations_match_torchvision_formulas(order):
   rng = np.random.default_rng(2)
   x = rng.uniform(size=(6, 5, 3)).astype(np.float32)
   fb, fc, fs, fh = 1.3, 0.7, 1.35, -0.08
-  got = augment.jitter_apply(tf.constant(x), fb, fc, fs, fh, tf.constant(order)).numpy()
+  got = augment.apply_color_jitter(tf.constant(x), tf.constant([fb, fc, fs, fh]), tf.constant(order),
+                                   [0, 1, 2, 3]).numpy()
   np.testing.assert_allclose(got, _np_jitter(x, fb, fc, fs, fh, order), atol=2e-5)
   # One-channel images: saturation and hue are identities.
   g = x[..., :1]
-  got1 = augment.jitter_apply(tf.constant(g), fb, fc, 0.1, 0.3, tf.constant(order)).numpy()
+  got1 = augment.apply_color_jitter(tf.constant(g), tf.constant([fb, fc, 0.1, 0.3]), tf.constant(order),
+                                    [0, 1, 2, 3]).numpy()
   ref1 = g.astype(np.float64)
   for k in order:
     if k == 0:
@@ -67,7 +69,7 @@ def test_jitter_operations_match_torchvision_formulas(order):
 def test_color_jitter_factor_ranges_and_order_is_a_permutation():
   """Recover b from a brightness-only probe: ColorJitter(0.4, 0, 0, 0) scales a mid-grey image by U(0.6, 1.4)."""
   x = tf.fill([2, 2, 3], 0.5)
-  bs = [float(augment.color_jitter_hue(x, tf.constant([7, s], tf.int64), 0.4, 0.0, 0.0, 0.0)[0, 0, 0]) / 0.5
+  bs = [float(augment.color_jitter(x, tf.constant([7, s], tf.int64), 0.4, 0.0, 0.0, 0.0)[0, 0, 0]) / 0.5
         for s in range(200)]
   assert 0.6 <= min(bs) < 0.65 and 1.35 < max(bs) <= 1.4
 

@@ -13,6 +13,12 @@ to uint8 after each step: differences ≤ 0.5/255 per pixel, docs/DEVIATIONS.md)
 SupCon/SimCLR view recipe (SBCL stage 1, spec SBCL_AND_RECORDS A.2.2; `simclr_view`, at the end): RandomResizedCrop
 (scale (0.2, 1)) on the uint8 image, flip, ColorJitter(0.4, 0.4, 0.4, hue 0.1) with p = 0.8, RandomGrayscale 0.2,
 normalise.
+
+The torchvision transforms here are the ONE implementation every method uses (large-scale recipe, SBCL views,
+RECORDS weak/strong views in `records_augment`, MoCo views in `augment_moco`): `rrc_window` / `random_resized_crop`
+(RandomResizedCrop), `jitter_params` / `apply_color_jitter` / `color_jitter` (ColorJitter with optional hue, ops in
+a random order, branch-free; float input = torchvision's tensor arithmetic, uint8 input = PIL's), `grayscale`
+(RandomGrayscale; float luma or PIL's integer luma by dtype).
 """
 
 from __future__ import annotations
@@ -162,53 +168,165 @@ def decode_random_resized_crop(encoded, seed, scale=(0.08, 1.0), ratio=(3.0 / 4.
 
 
 _GRAY = (0.299, 0.587, 0.114)  # PIL convert('L') weights, used by torchvision's ColorJitter on PIL images
+HUE = 3  # index of the hue adjustment in a ColorJitter strengths tuple (brightness, contrast, saturation, hue)
+
+
+def pil_luma(img):
+  """PIL convert('L') of a uint8 RGB image [H, W, 3] → int32 [H, W]: (19595 R + 38470 G + 7471 B + 2^15) >> 16."""
+  import tensorflow as tf
+  x = tf.cast(img, tf.int32)
+  return (x[..., 0] * 19595 + x[..., 1] * 38470 + x[..., 2] * 7471 + 32768) // 65536
+
+
+def luma(x):
+  """Float luma of float RGB x [H, W, 3] → [H, W, 1]: 0.299 R + 0.587 G + 0.114 B (PIL convert('L')'s weights)."""
+  import tensorflow as tf
+  return tf.reduce_sum(x * tf.constant(_GRAY, x.dtype), axis=-1, keepdims=True)
+
+
+def grayscale(x):
+  """torchvision Grayscale(num_output_channels=3) / RandomGrayscale's transform: the luma replicated to 3 channels,
+  same dtype. float [0, 1] → `luma` (float weights); uint8 → `pil_luma` (PIL's integer convert('L'), what
+  RandomGrayscale computes on PIL images). One-channel images are returned unchanged (torchvision keeps the channel
+  count)."""
+  import tensorflow as tf
+  if x.shape[-1] is None:
+    raise ValueError("grayscale needs a static channel count (tf.ensure_shape the image first)")
+  if x.shape[-1] == 1:
+    return x
+  g = tf.cast(pil_luma(x)[..., None], x.dtype) if x.dtype == tf.uint8 else luma(x)
+  return tf.tile(g, [1, 1, 3])
 
 
 def jitter_params(seed, strengths: Sequence[float]):
-  """ColorJitter's random draws: factors f [3] with f_k ~ U[max(0, 1 − s_k), 1 + s_k] (brightness, contrast,
-  saturation) and the application order [K] (a random permutation of the K active adjustments, as positions into
-  the list of active ones)."""
+  """ColorJitter's random draws for strengths (brightness, contrast, saturation[, hue]): factors f [len(strengths)]
+  with f_k ~ U[max(0, 1 − s_k), 1 + s_k] for k < 3 and the hue shift f_3 ~ U[−hue, hue], and the application order
+  [K] (a uniformly random permutation of the K active adjustments — those with a non-zero strength — as positions
+  into the list `active` of their indices; torchvision's randperm(4) skipping the inactive ones has the same
+  distribution)."""
   import tensorflow as tf
+  strengths = tuple(float(s) for s in strengths)
+  if len(strengths) not in (3, 4) or min(strengths) < 0:
+    raise ValueError(f"ColorJitter strengths {strengths}: expected (brightness, contrast, saturation[, hue]) >= 0")
   active = [i for i, s in enumerate(strengths) if s]
   s_fac, s_order = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-  u = tf.random.stateless_uniform([3], seed=s_fac, dtype=tf.float32)
-  lo = tf.constant([max(0.0, 1.0 - s) for s in strengths], tf.float32)
-  hi = tf.constant([1.0 + s for s in strengths], tf.float32)
+  u = tf.random.stateless_uniform([4], seed=s_fac, dtype=tf.float32)[:len(strengths)]  # Philox: u[:3] = a [3] draw
+  lo = [max(0.0, 1.0 - s) for s in strengths[:3]] + [-s for s in strengths[3:]]
+  hi = [1.0 + s for s in strengths[:3]] + list(strengths[3:])
+  lo, hi = tf.constant(lo, tf.float32), tf.constant(hi, tf.float32)
   order = tf.argsort(tf.random.stateless_uniform([max(len(active), 1)], seed=s_order))
   return lo + (hi - lo) * u, order, active
 
 
 def apply_color_jitter(x, factors, order, active: Sequence[int]):
-  """Applies the adjustments `active[order[0]], active[order[1]], …` to float RGB x ∈ [0, 1] [H, W, 3], each
-  followed by a clip to [0, 1]:  0 brightness x·f;  1 contrast f·x + (1 − f)·mean(gray(x));
-  2 saturation f·x + (1 − f)·gray(x);  gray = 0.299 R + 0.587 G + 0.114 B (PIL's convert('L')).
+  """Applies the adjustments `active[order[0]], active[order[1]], …` (0 brightness, 1 contrast, 2 saturation,
+  3 hue) with the factors `factors[active[·]]` (`jitter_params`). Two arithmetics, chosen by x's dtype:
 
-  Each is the affine x ← clip(a·x + b·gray(x) + c) with (a, b, c) = (f, 0, 0), (f, 0, (1 − f)·mean gray) or
-  (f, 1 − f, 0); one pass per position selects the coefficients by index (branch-free: tf.switch_case inside
-  tf.data cost 3x, computing every candidate 2x).
+  float x ∈ [0, 1] [H, W, C] (torchvision's tensor semantics; large-scale recipe, SBCL and MoCo views): each
+  adjustment is followed by a clip to [0, 1]:  0 x·f;  1 f·x + (1 − f)·mean(luma(x));  2 f·x + (1 − f)·luma(x);
+  3 tf.image.adjust_hue(x, f) (HSV hue rotated by f turns).
+
+  uint8 x [H, W, 3] (PIL semantics, `pil`; RECORDS weak view): each enhance op is PIL's Image.blend of x with a
+  degenerate image D, ⌊clip(D + f·(x − D), 0, 255)⌋, with D = 0 (brightness), ⌊mean(pil_luma(x)) + ½⌋ (contrast)
+  or pil_luma(x) (saturation); hue is tf.image.adjust_hue on x/255 rounded back to uint8 (PIL shifts the uint8 HSV
+  hue instead: within rounding, docs/DEVIATIONS.md). Returns uint8.
+
+  One-channel images: saturation and hue are identities and contrast blends with the image's own mean (torchvision
+  for grayscale input); the PIL arithmetic needs RGB.
+
+  Branch-free for brightness, contrast, saturation (tf.switch_case per position inside tf.data cost 3x in the
+  large-scale pipeline, computing every candidate 2x): each is D + f·(x − D) resp. a·x + b·luma(x) + c, so one pass
+  per position selects the coefficients by index. Hue, when active (RGB), sits at one position p of the order: ONE
+  tf.switch_case on p picks the straight-line sequence "affine passes, hue, affine passes" with the hue at p. (The
+  fully branch-free alternative — every affine pass once before and once after the hue, with identity coefficients
+  on the wrong side — cost 0.67x the CPU rate of this at 224×224, benchmarks noted in docs/BENCHMARKS.md.)
   """
   import tensorflow as tf
+  channels = x.shape[-1]
+  if channels is None:
+    raise ValueError("apply_color_jitter needs a static channel count (tf.ensure_shape the image first)")
+  pil = x.dtype == tf.uint8
+  if pil and channels != 3:
+    raise ValueError(f"PIL (uint8) ColorJitter needs RGB images, got {channels} channels; replicate to RGB first")
+  rgb = channels == 3
+  active = list(active)
+  if not active:
+    return x
+  f = tf.gather(factors, active)  # factors of the active adjustments, in `active` order
+  kinds = tf.constant(active, tf.int32)
   gray_w = tf.constant(_GRAY, tf.float32)
-  f = tf.gather(factors, list(active))  # factors of the active adjustments, in `active` order
-  kinds = tf.constant(list(active), tf.int32)
-  for k in range(len(active)):
-    j = order[k]
+  v = tf.cast(x, tf.float32) if pil else x
+
+  hue_on = rgb and HUE in active
+  identity_kinds = not rgb and any(k >= 2 for k in active)  # static: sat/hue are identities on one channel
+
+  def affine(v, j):
     kind, fk = kinds[j], f[j]
-    g = tf.reduce_sum(x * gray_w, axis=-1, keepdims=True)
+    if identity_kinds:
+      fk = tf.where(kind >= 2, 1.0, fk)
+    if pil:
+      g = tf.cast(pil_luma(v)[..., None], tf.float32)
+      m = tf.floor(tf.reduce_mean(g) + 0.5)
+      d = tf.where(kind == 2, g, tf.where(kind == 1, m, 0.0))
+      return tf.floor(tf.clip_by_value(d + fk * (v - d), 0.0, 255.0))
+    g = tf.reduce_sum(v * gray_w, axis=-1, keepdims=True) if rgb else v
     b = tf.where(kind == 2, 1.0 - fk, 0.0)
     c = tf.where(kind == 1, (1.0 - fk) * tf.reduce_mean(g), 0.0)
-    x = tf.clip_by_value(fk * x + b * g + c, 0.0, 1.0)
-  return x
+    return tf.clip_by_value(fk * v + b * g + c, 0.0, 1.0)
+
+  n = len(active)
+  if not hue_on:
+    for k in range(n):
+      v = affine(v, order[k])
+  else:
+    p = tf.argmax(tf.cast(tf.gather(kinds, order) == HUE, tf.int32), output_type=tf.int32)  # hue's position
+    fh = f[active.index(HUE)]
+
+    def hue(v):
+      if pil:
+        return tf.round(tf.clip_by_value(tf.image.adjust_hue(v / 255.0, fh) * 255.0, 0.0, 255.0))
+      return tf.clip_by_value(tf.image.adjust_hue(v, fh), 0.0, 1.0)
+
+    def hue_at(q, v=v):
+      for k in range(q):
+        v = affine(v, order[k])
+      v = hue(v)
+      for k in range(q + 1, n):
+        v = affine(v, order[k])
+      return v
+
+    v = tf.switch_case(p, [lambda q=q: hue_at(q) for q in range(n)])
+    v = tf.ensure_shape(v, x.shape)
+  return tf.cast(v, tf.uint8) if pil else v
 
 
-def color_jitter(x, seed, brightness: float, contrast: float, saturation: float):
-  """torchvision ColorJitter(brightness, contrast, saturation, hue=0) on float RGB x ∈ [0, 1] [H, W, 3]: factors
-  drawn once per image, the active adjustments in a random order (`jitter_params`, `apply_color_jitter`)."""
-  strengths = (brightness, contrast, saturation)
+def color_jitter(x, seed, brightness: float, contrast: float, saturation: float, hue: float = 0.0):
+  """torchvision ColorJitter(brightness, contrast, saturation, hue): factors drawn once per image, the active
+  adjustments in a uniformly random order (`jitter_params`, `apply_color_jitter`). float x ∈ [0, 1] [H, W, C]:
+  torchvision's tensor arithmetic; uint8 [H, W, 3]: PIL's (see apply_color_jitter)."""
+  strengths = (brightness, contrast, saturation, hue)
   if not any(strengths):
     return x
   factors, order, active = jitter_params(seed, strengths)
   return apply_color_jitter(x, factors, order, active)
+
+
+def random_resized_crop(image, seed, size: int, scale=(0.2, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)):
+  """torchvision `RandomResizedCrop(size, scale, ratio)` on a uint8 [H, W, C] image → uint8 [size, size, C] (the
+  SBCL, RECORDS and MoCo views; note the default scale is the views' (0.2, 1), not torchvision's (0.08, 1)).
+
+  The box is `rrc_window` (torchvision's get_params: 10 attempts, then the central fallback); the crop is resized
+  with bilinear interpolation with antialiasing (PIL's BILINEAR, which widens its filter when downscaling) and
+  rounded back to uint8, as PIL returns uint8 images.
+  """
+  import tensorflow as tf
+  shape = tf.shape(image)
+  top, left, h, w = rrc_window(shape[0], shape[1], seed, scale, ratio)
+  crop = tf.slice(image, tf.stack([top, left, 0]), tf.stack([h, w, -1]))
+  crop = tf.ensure_shape(crop, [None, None, image.shape[-1]])  # keep the static channel count in graph mode
+  out = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method="bilinear", antialias=True)
+  out = tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+  return tf.ensure_shape(out, [size, size, image.shape[-1]])
 
 
 def resize_shorter_center_crop(image, resize: int, crop: int):
@@ -254,83 +372,8 @@ def large_scale_eval(encoded, recipe: ImageRecipe, mean, std):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# SimCLR / SupCon view augmentation (SBCL stage 1, spec SBCL_AND_RECORDS A.2.2), torchvision semantics
+# SimCLR / SupCon view (SBCL stage 1, spec SBCL_AND_RECORDS A.2.2), torchvision tensor semantics after the crop
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def random_resized_crop(image, seed, size, scale=(0.2, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)):
-  """torchvision `RandomResizedCrop(size, scale, ratio)` on a uint8 [H, W, C] image → uint8 [size, size, C].
-
-  The box is `rrc_window` (torchvision's get_params: 10 attempts, then the central fallback); the crop is resized with bilinear interpolation with antialiasing (PIL's
-  BILINEAR, which widens its filter when downscaling) and rounded back to uint8, as PIL returns uint8 images.
-  """
-  import tensorflow as tf
-  shape = tf.shape(image)
-  top, left, h, w = rrc_window(shape[0], shape[1], seed, scale, ratio)
-  crop = tf.slice(image, tf.stack([top, left, 0]), tf.stack([h, w, -1]))
-  crop = tf.ensure_shape(crop, [None, None, image.shape[-1]])  # keep the static channel count in graph mode
-  out = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method="bilinear", antialias=True)
-  return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
-
-
-def _grayscale(x):
-  """PIL convert('L') luma 0.299 R + 0.587 G + 0.114 B (what ColorJitter and RandomGrayscale use on the PIL images
-  the CIFAR datasets yield), keeping one channel."""
-  import tensorflow as tf
-  return tf.reduce_sum(x * tf.constant(_GRAY, tf.float32), axis=-1, keepdims=True)
-
-
-def jitter_apply(x, fb, fc, fs, fh, order):
-  """The four ColorJitter operations on float [H, W, C] pixels in [0, 1], in the order `order` (a permutation of
-  0 = brightness, 1 = contrast, 2 = saturation, 3 = hue), each followed by clamping to [0, 1] (torchvision's
-  tensor functional):
-    brightness  x ← b·x
-    contrast    x ← c·x + (1−c)·mean(gray(x))          (mean over all pixels of the grayscale image)
-    saturation  x ← s·x + (1−s)·gray(x)
-    hue         HSV hue h ← (h + fh) mod 1
-  For one-channel images saturation and hue are identities (as torchvision's functional for grayscale input).
-  """
-  import tensorflow as tf
-  if x.shape[-1] is None:
-    raise ValueError("jitter_apply needs a static channel count (tf.ensure_shape the image first)")
-  rgb = x.shape[-1] == 3
-
-  def bright(v):
-    return tf.clip_by_value(fb * v, 0.0, 1.0)
-
-  def contr(v):
-    g = _grayscale(v) if rgb else v
-    return tf.clip_by_value(fc * v + (1 - fc) * tf.reduce_mean(g), 0.0, 1.0)
-
-  def sat(v):
-    return tf.clip_by_value(fs * v + (1 - fs) * _grayscale(v), 0.0, 1.0) if rgb else v
-
-  def hue_fn(v):
-    return tf.clip_by_value(tf.image.adjust_hue(v, fh), 0.0, 1.0) if rgb else v
-
-  ops = [bright, contr, sat, hue_fn]
-  channels = x.shape[-1]
-  for k in range(4):
-    x = tf.switch_case(order[k], [lambda f=f, v=x: f(v) for f in ops])
-    x = tf.ensure_shape(x, [None, None, channels])
-  return x
-
-
-def color_jitter_hue(x, seed, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1):
-  """torchvision `ColorJitter(brightness, contrast, saturation, hue)` (with hue, and for 1- or 3-channel images;
-  `color_jitter` above is the hue-free RGB one of the large-scale recipe) on float [H, W, C] pixels in [0, 1]:
-  factors b, c, s ~ U(max(0, 1−v), 1+v), h ~ U(−hue, hue), the operations in a uniformly random order
-  (`torch.randperm(4)`), see `jitter_apply`."""
-  import tensorflow as tf
-  u = tf.random.stateless_uniform([8], seed)
-
-  def factor(v, ui):
-    lo = max(0.0, 1.0 - v)
-    return lo + ((1.0 + v) - lo) * ui
-
-  order = tf.argsort(u[4:8], stable=True)
-  return jitter_apply(x, factor(brightness, u[0]), factor(contrast, u[1]), factor(saturation, u[2]),
-                      -hue + 2 * hue * u[3], order)
 
 
 def simclr_view(image, seed, *, size: int, mean, std, flip: bool = True, scale=(0.2, 1.0), jitter_p: float = 0.8,
@@ -351,7 +394,7 @@ def simclr_view(image, seed, *, size: int, mean, std, flip: bool = True, scale=(
     x = tf.image.stateless_random_flip_left_right(x, seed=s[1])
   x = tf.cast(x, tf.float32) / 255.0
   u = tf.random.stateless_uniform([2], s[2])
-  x = tf.cond(u[0] < jitter_p, lambda: color_jitter_hue(x, s[3], *jitter), lambda: x)
+  x = tf.cond(u[0] < jitter_p, lambda: color_jitter(x, s[3], *jitter), lambda: x)
   if x.shape[-1] == 3:
-    x = tf.cond(u[1] < gray_p, lambda: tf.tile(_grayscale(x), [1, 1, 3]), lambda: x)
+    x = tf.cond(u[1] < gray_p, lambda: grayscale(x), lambda: x)
   return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)

@@ -28,15 +28,17 @@ argument slip, §B.12.7), box ⌊max(0, x0 − s/2)⌋ … +s, filled with RGB (
 | TranslateX   | [−0.3, 0.3]  | affine (1, 0, v·W, 0, 1, 0)                                                      |
 | TranslateY   | [−0.3, 0.3]  | affine (1, 0, 0, 0, 1, v·H)                                                      |
 
-Enhance ops (Brightness, Color, Contrast, Sharpness, and ColorJitter's first three) blend in float and truncate to
-uint8 as PIL's `Image.blend` does; luma is PIL's `convert('L')`: (19595 R + 38470 G + 7471 B + 2^15) >> 16.
-PIL affine transforms sample the input at (a(x+½) + b(y+½) + c, d(x+½) + e(y+½) + f) and take the floor; this is
-mapped exactly onto TF's projective transform (nearest = round). Hue (ColorJitter) uses `tf.image.adjust_hue` on
-the float image (PIL shifts the uint8 HSV hue; the two agree up to rounding). ColorJitter applies its four
-adjustments in a random order, factors uniform on [0.6, 1.4] (hue [−0.1, 0.1]), as torchvision does. Resizing the
-crop uses bilinear interpolation (torchvision's PIL default; crops are never larger than the output here, so PIL's
-antialiasing does not apply). Images with one channel (digits) run the colour ops on a replicated RGB image and
-keep its first channel.
+Enhance ops (Brightness, Color, Contrast, Sharpness) blend in float and truncate to uint8 as PIL's `Image.blend`
+does; luma is PIL's `convert('L')` (`augment.pil_luma`): (19595 R + 38470 G + 7471 B + 2^15) >> 16. PIL affine
+transforms sample the input at (a(x+½) + b(y+½) + c, d(x+½) + e(y+½) + f) and take the floor; this is mapped exactly
+onto TF's projective transform (nearest = round).
+
+RandomResizedCrop, ColorJitter and grayscale are the shared ones of `ltjax.data.augment` (`random_resized_crop`,
+`color_jitter`, `grayscale`). The weak view calls ColorJitter on the uint8 image, which selects its PIL arithmetic:
+the same Image.blend truncation and PIL luma as the enhance ops above, hue via `tf.image.adjust_hue` on x/255
+rounded to uint8 (PIL shifts the uint8 HSV hue; the two agree up to rounding), the four adjustments in a random
+order, factors uniform on [0.6, 1.4] (hue [−0.1, 0.1]), as torchvision does; RandomGrayscale is PIL's integer luma.
+Images with one channel (digits) run the colour ops on a replicated RGB image and keep its first channel.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from ltjax.data.augment import color_jitter, grayscale, pil_luma, random_resized_crop
+
 CUTOUT_FILL = (125, 123, 114)
+WEAK_JITTER = (0.4, 0.4, 0.4, 0.1)  # ColorJitter(brightness, contrast, saturation, hue) of the weak view
 N_OPS = 14
 # (name, lo, hi) in upstream order (`augment_list` of utils/randaugment.py).
 RANDAUGMENT_OPS = (
@@ -76,13 +81,6 @@ def _to_u8(x):
   return tf.cast(tf.floor(tf.clip_by_value(x, 0.0, 255.0)), tf.uint8)
 
 
-def luma(img):
-  """PIL convert('L') of a uint8 RGB image [H, W, 3] → int32 [H, W]."""
-  tf = _tf()
-  x = tf.cast(img, tf.int32)
-  return (x[..., 0] * 19595 + x[..., 1] * 38470 + x[..., 2] * 7471 + 32768) // 65536
-
-
 def _blend(degenerate, img, factor):
   tf = _tf()
   d = tf.cast(degenerate, tf.float32)
@@ -96,13 +94,13 @@ def brightness(img, v):
 
 def color(img, v):
   tf = _tf()
-  gray = tf.cast(tf.repeat(luma(img)[..., None], 3, axis=-1), tf.float32)
+  gray = tf.cast(tf.repeat(pil_luma(img)[..., None], 3, axis=-1), tf.float32)
   return _blend(gray, img, v)
 
 
 def contrast(img, v):
   tf = _tf()
-  m = tf.floor(tf.reduce_mean(tf.cast(luma(img), tf.float32)) + 0.5)
+  m = tf.floor(tf.reduce_mean(tf.cast(pil_luma(img), tf.float32)) + 0.5)
   return _blend(tf.fill(tf.shape(img), m), img, v)
 
 
@@ -250,62 +248,6 @@ def rand_augment(img, seed, n: int = 3):
   return cutout(img, s_cut)
 
 
-def random_resized_crop(img, seed, size: int, scale=(0.2, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), attempts: int = 10):
-  """torchvision RandomResizedCrop: up to 10 tries of area ∈ scale·HW, log-uniform aspect ∈ ratio, w = round(√(a·r)),
-  h = round(√(a/r)), accepted when 0 < w ≤ W and 0 < h ≤ H, offsets uniform; else the centre crop with the aspect
-  clamped to `ratio`. Then bilinear resize to size×size, rounded to uint8."""
-  tf = _tf()
-  s_area, s_ratio, s_i, s_j = _seeds(seed, 4)
-  hh, ww = tf.shape(img)[0], tf.shape(img)[1]
-  hf, wf = tf.cast(hh, tf.float32), tf.cast(ww, tf.float32)
-  area = hf * wf
-  target = area * (scale[0] + (scale[1] - scale[0]) * _u(s_area, [attempts]))
-  logr = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _u(s_ratio, [attempts])
-  aspect = tf.exp(logr)
-  cw = tf.round(tf.sqrt(target * aspect))
-  ch = tf.round(tf.sqrt(target / aspect))
-  ok = (cw > 0) & (cw <= wf) & (ch > 0) & (ch <= hf)
-  first = tf.argmax(tf.cast(ok, tf.int32))
-  any_ok = tf.reduce_any(ok)
-  w_try, h_try = tf.gather(cw, first), tf.gather(ch, first)
-  i_try = tf.floor(_u(s_i) * (hf - h_try + 1.0))
-  j_try = tf.floor(_u(s_j) * (wf - w_try + 1.0))
-  in_ratio = wf / hf
-  w_fb = tf.where(in_ratio < ratio[0], wf, tf.where(in_ratio > ratio[1], tf.round(hf * ratio[1]), wf))
-  h_fb = tf.where(in_ratio < ratio[0], tf.round(wf / ratio[0]), hf)
-  i_fb = tf.floor((hf - h_fb) / 2.0 + 0.5)
-  j_fb = tf.floor((wf - w_fb) / 2.0 + 0.5)
-  ch = tf.cast(tf.where(any_ok, h_try, h_fb), tf.int32)
-  cw = tf.cast(tf.where(any_ok, w_try, w_fb), tf.int32)
-  i = tf.cast(tf.where(any_ok, i_try, i_fb), tf.int32)
-  j = tf.cast(tf.where(any_ok, j_try, j_fb), tf.int32)
-  crop = tf.slice(img, tf.stack([i, j, 0]), tf.stack([ch, cw, tf.shape(img)[2]]))
-  out = tf.image.resize(tf.cast(crop, tf.float32), [size, size], method="bilinear")
-  out = tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
-  return tf.ensure_shape(out, [size, size, img.shape[-1]])
-
-
-def _hue(img, delta):
-  tf = _tf()
-  x = tf.image.adjust_hue(tf.cast(img, tf.float32) / 255.0, delta)
-  return tf.cast(tf.clip_by_value(tf.round(x * 255.0), 0.0, 255.0), tf.uint8)
-
-
-def color_jitter(img, seed, b=0.4, c=0.4, s=0.4, h=0.1):
-  """torchvision ColorJitter(b, c, s, h): the four adjustments in a random order with factors U[1−b, 1+b] etc."""
-  tf = _tf()
-  s_order, s_f = _seeds(seed, 2)
-  order = tf.argsort(_u(s_order, [4]))
-  f = _u(s_f, [4])
-  fb, fc, fs = 1 - b + 2 * b * f[0], 1 - c + 2 * c * f[1], 1 - s + 2 * s * f[2]
-  fh = -h + 2 * h * f[3]
-  for k in range(4):
-    img = tf.switch_case(order[k], [lambda: brightness(img, fb), lambda: contrast(img, fc),
-                                    lambda: color(img, fs), lambda: _hue(img, fh)])
-    img = tf.ensure_shape(img, [None, None, 3])
-  return img
-
-
 def _rgb(img):
   tf = _tf()
   return tf.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img
@@ -319,9 +261,8 @@ def weak_view(img, seed, size: int):
   x = random_resized_crop(img, s_crop, size)
   x = tf.image.stateless_random_flip_left_right(x, seed=s_flip)
   x = _rgb(x)
-  x = tf.cond(_u(s_jit_p) < 0.8, lambda: color_jitter(x, s_jit), lambda: x)
-  gray = tf.cast(tf.repeat(luma(x)[..., None], 3, axis=-1), tf.uint8)
-  x = tf.where(_u(s_gray) < 0.2, gray, x)
+  x = tf.cond(_u(s_jit_p) < 0.8, lambda: color_jitter(x, s_jit, *WEAK_JITTER), lambda: x)  # uint8: PIL arithmetic
+  x = tf.where(_u(s_gray) < 0.2, grayscale(x), x)
   return x[..., :channels]
 
 
