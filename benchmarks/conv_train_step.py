@@ -5,7 +5,7 @@ synthetic device-resident batch) once per convolution variant, then alternates t
 the variants, so that load from other processes on the machine hits every variant alike; reports the median round.
 
   python benchmarks/conv_train_step.py --batch 128                      # flax vs native vs chunked
-  python benchmarks/conv_train_step.py --batch 512 --variants flax,chunked --chunk 16
+  python benchmarks/conv_train_step.py --batch 512 --variants flax,chunked --chunk 8
 Variants: 'flax' (nn.Conv) or any ltjax Conv impl ('native', 'chunked', 'taps', 'im2col', 'auto').
 Prints one JSON line per variant.
 """
@@ -40,7 +40,7 @@ def main():
   p.add_argument("--classes", type=int, default=100)
   p.add_argument("--size", type=int, default=32)
   p.add_argument("--variants", default="flax,native,chunked")
-  p.add_argument("--chunk", type=int, default=16)
+  p.add_argument("--chunk", type=int, default=8)
   p.add_argument("--steps", type=int, default=5, help="steps per timed round")
   p.add_argument("--rounds", type=int, default=4)
   p.add_argument("--out", default="")

@@ -79,6 +79,25 @@ def test_select_impl_per_backend(monkeypatch):
     resolve_impl("auto", "cpu")
 
 
+def test_chunk_resolution(monkeypatch):
+  monkeypatch.delenv(conv_lib.CHUNK_ENV_VAR, raising=False)
+  assert conv_lib.resolve_chunk() == conv_lib.DEFAULT_CHUNK == 8
+  assert conv_lib.resolve_chunk(3) == 3
+  monkeypatch.setenv(conv_lib.CHUNK_ENV_VAR, "5")
+  assert conv_lib.resolve_chunk() == 5
+  assert conv_lib.resolve_chunk(2) == 2  # an explicit chunk wins over the environment
+  for bad, msg in (("x", "not an integer"), ("0", ">= 1")):
+    monkeypatch.setenv(conv_lib.CHUNK_ENV_VAR, bad)
+    with pytest.raises(ValueError, match=msg):
+      conv_lib.resolve_chunk()
+  # The environment's chunk reaches the traced program: 19 examples in chunks of 5 -> 4 weight-gradient convs.
+  monkeypatch.setenv(conv_lib.CHUNK_ENV_VAR, "5")
+  x, w, s, p = _data(CASES[2])
+  loss = lambda x, w: jnp.sum(jnp.sin(conv2d(x, w, (s, s), p, impl="chunked")))  # noqa: E731
+  hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, w).as_text()
+  assert hlo.count("stablehlo.convolution") == 1 + 1 + 4  # forward, input gradient, 4 chunks
+
+
 @pytest.mark.parametrize("kw", [
     dict(features=8, kernel_size=(3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False),
     dict(features=5, kernel_size=(3, 3), padding="SAME", use_bias=True),

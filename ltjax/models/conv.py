@@ -8,9 +8,9 @@ width) far below the speed of the forward convolution; in a CIFAR ResNet-32 trai
 * input gradient: XLA's own transposed convolution (exactly what autodiff of `lax.conv_general_dilated` emits);
 * weight gradient, by `impl`:
     'native'  - XLA's own (autodiff of lax.conv_general_dilated);
-    'chunked' - the batch cut into static chunks of `chunk` examples, each chunk's weight gradient computed by
-                XLA's own convolution, the partial gradients summed.  The chunks are *unrolled* (static slices):
-                a `lax.scan`/`lax.map`/`fori_loop` over chunks is 20-100x slower on XLA:CPU, because a convolution
+    'chunked' - the batch cut into static chunks of `chunk` examples (DEFAULT_CHUNK = 8), each chunk's weight
+                gradient computed by XLA's own convolution, the partial gradients summed.  The chunks are
+                *unrolled* (static slices): a `lax.scan`/`lax.map`/`fori_loop` over chunks is 20-100x slower on XLA:CPU, because a convolution
                 inside a while-loop body does not get the fast Eigen kernel;
     'taps'    - im2col per kernel tap: one [B*Ho*Wo, Cin]^T @ [B*Ho*Wo, Cout] matmul per (kh, kw);
     'im2col'  - all taps concatenated: one [B*Ho*Wo, kh*kw*Cin]^T @ [B*Ho*Wo, Cout] matmul.
@@ -38,7 +38,11 @@ from jax import lax
 
 IMPLS = ("native", "chunked", "taps", "im2col")
 ENV_VAR = "LTJAX_CONV_IMPL"
-DEFAULT_CHUNK = 16
+CHUNK_ENV_VAR = "LTJAX_CONV_CHUNK"
+# Examples per chunk of the 'chunked' weight gradient.  8 measured best end to end on the AVX2 CPU machines
+# (ResNet-32, batch 128: 76 img/s at 8, 62 at 16, 61 at 4; docs/BENCHMARKS_conv.md); override per run with
+# $LTJAX_CONV_CHUNK or per module with Conv(chunk=...).
+DEFAULT_CHUNK = 8
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
@@ -62,6 +66,19 @@ def resolve_impl(impl: str = "auto", backend: str | None = None) -> str:
   if impl not in IMPLS:
     raise ValueError(f"unknown conv impl '{impl}' (known: auto, {', '.join(IMPLS)})")
   return impl
+
+
+def resolve_chunk(chunk: int | None = None) -> int:
+  """`chunk` if given, else $LTJAX_CONV_CHUNK if set, else DEFAULT_CHUNK; a positive int."""
+  if chunk is None:
+    raw = os.environ.get(CHUNK_ENV_VAR, "")
+    try:
+      chunk = int(raw) if raw else DEFAULT_CHUNK
+    except ValueError:
+      raise ValueError(f"${CHUNK_ENV_VAR}='{raw}' is not an integer (examples per weight-gradient chunk)") from None
+  if int(chunk) < 1:
+    raise ValueError(f"conv chunk must be >= 1, got {chunk}")
+  return int(chunk)
 
 
 def _pairs(padding, kernel_hw, strides, in_hw) -> tuple[tuple[int, int], ...]:
@@ -157,7 +174,7 @@ _conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
 def conv2d(x, w, strides: Sequence[int] = (1, 1), padding: Any = "SAME", impl: str = "auto",
-           chunk: int = DEFAULT_CHUNK, precision=None):
+           chunk: int | None = None, precision=None):
   """2-D convolution, x [B, H, W, Cin] (NHWC), w [kh, kw, Cin, Cout] (HWIO) → [B, Ho, Wo, Cout].
 
   Same values as `lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=('NHWC','HWIO','NHWC'))`;
@@ -171,7 +188,7 @@ def conv2d(x, w, strides: Sequence[int] = (1, 1), padding: Any = "SAME", impl: s
   impl = resolve_impl(impl)
   if impl == "native":
     return _conv(x, w, strides, pads, precision)
-  return _conv2d(x, w, strides, pads, impl, int(chunk), precision)
+  return _conv2d(x, w, strides, pads, impl, resolve_chunk(chunk), precision)
 
 
 def _tuple(v, n=2):
@@ -182,7 +199,7 @@ class Conv(nn.Module):
   """`nn.Conv` (2-D, NHWC) with a selectable weight-gradient formulation; same parameters as nn.Conv.
 
   impl: 'auto' (environment variable LTJAX_CONV_IMPL, else select_impl(jax.default_backend())), or one of IMPLS.
-  chunk: batch chunk size of the 'chunked' weight gradient.
+  chunk: batch chunk size of the 'chunked' weight gradient (None: $LTJAX_CONV_CHUNK, else DEFAULT_CHUNK).
   """
 
   features: int
@@ -196,7 +213,7 @@ class Conv(nn.Module):
   kernel_init: Callable = nn.initializers.lecun_normal()
   bias_init: Callable = nn.initializers.zeros_init()
   impl: str = "auto"
-  chunk: int = DEFAULT_CHUNK
+  chunk: int | None = None
 
   @nn.compact
   def __call__(self, x):
