@@ -90,6 +90,7 @@ def stage2(c: ml_collections.ConfigDict, rule: str) -> ml_collections.ConfigDict
   c.train_rule = train_rule
   c.cb_beta = 0.9999
   c.init.workdir = ""  # the stage-1 run: --config.init.workdir=runs/...
+  c.init.required = True  # a linear probe on a random encoder is refused unless asked for
   c.init.checkpoint = "last"  # stage 1 keeps no 'best' (no evaluation)
   c.init.strict = True  # every encoder leaf must match (the stage-1 projection head `proj/` is ignored)
   c.train.trainable = "^fc/"

@@ -77,6 +77,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.train.eval_batch_size = 1280  # the clustering pass (upstream: 5 × the per-GPU batch on each of 8 GPUs)
     return c
   c.method = "decouple"
+  c.init.required = True  # stage 2 needs the stage-1 encoder: init=runs/...
   c.decouple = Decouple.config_defaults()
   c.data.color_jitter = 0.0  # stage 2: RandomResizedCrop + flip only
   c.train.trainable = "^fc/"

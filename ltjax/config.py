@@ -140,6 +140,7 @@ def default() -> ml_collections.ConfigDict:
   c.init.checkpoint = "last"  # best | last
   c.init.exclude = ("^fc/",)  # regexes on paths (without params/): matching leaves keep their fresh init
   c.init.strict = True  # every other leaf of the new model must exist in the source with the same shape
+  c.init.required = False  # True: the config only makes sense on pre-trained weights (stage 2); refuse an empty workdir
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # 0 = every device of every process
@@ -263,6 +264,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError("config.train.frozen_bn = 'eval' runs the network in inference mode, which only makes sense "
                       "for a frozen encoder: set config.train.trainable (e.g. '^fc/') or frozen_bn = 'train'")
   _choice("init.checkpoint", cfg.init.checkpoint, ("best", "last"))
+  if cfg.init.get("required", False) and not cfg.init.workdir:
+    raise ConfigError("this config trains on top of pre-trained weights (config.init.required = True) but "
+                      "config.init.workdir is empty: pass the earlier stage's run, e.g. "
+                      "--config.init.workdir=runs/STAGE1 (or set --config.init.required=False to train on a "
+                      "randomly initialised encoder on purpose)")
   for pattern in cfg.init.exclude:
     try:
       re.compile(pattern)

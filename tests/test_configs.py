@@ -95,6 +95,10 @@ def test_records_published_numbers_and_nu_rows():
                             for r in sorted(sbcl_cifar.STAGE2_RULES)])
 def test_every_sbcl_setting_validates(dataset, imb, stage, rule):
   c = sbcl_cifar.get_config(f"dataset={dataset},imb={imb},stage={stage},rule={rule}")
+  if stage == "2":
+    with pytest.raises(config_lib.ConfigError, match="init.workdir is empty"):
+      config_lib.validate(c)  # stage 2 without its stage-1 run
+    c.init.workdir = "runs/sbcl_s1"
   config_lib.validate(c)
   assert c.data.name == dataset and c.data.imb_factor == float(imb) and c.model.name == "resnet32"
 
@@ -118,8 +122,11 @@ def test_sbcl_configs_encode_the_spec():
                                                                                            128, 0.9999)
     assert (c.train.trainable, c.train.frozen_bn, c.init.checkpoint, c.init.strict) == ("^fc/", "eval", "last", True)
     assert (c.loss.ldam_max_m, c.loss.ldam_s) == (0.5, 30.0)
+    assert c.init.required  # an empty init.workdir is refused (test_every_sbcl_setting_validates)
   for arg in ("stage=1", "stage=2,rule=drw", "stage=2,rule=cb"):
-    config_lib.validate(sbcl_digits.get_config(arg))
+    c = sbcl_digits.get_config(arg)
+    c.init.workdir = "runs/sbcl_digits_s1" if "stage=2" in arg else ""
+    config_lib.validate(c)
   with pytest.raises(ValueError, match="unknown stage-2 rule"):
     sbcl_cifar.get_config("stage=2,rule=ldam")
   with pytest.raises(ValueError, match="stage must be"):
