@@ -98,6 +98,21 @@ def test_chunk_resolution(monkeypatch):
   assert hlo.count("stablehlo.convolution") == 1 + 1 + 4  # forward, input gradient, 4 chunks
 
 
+@pytest.mark.parametrize("hwc,chunked", [((8, 8, 16), False), ((4, 4, 64), False), ((8, 8, 64), True),
+                                         ((16, 16, 3), True)])
+def test_auto_keeps_native_on_small_maps(monkeypatch, hwc, chunked):
+  """'auto' on CPU: digits-sized maps (8×8×16 and smaller) keep XLA's conv; ResNet-32's 8×8×64 stage and 16×16+ chunk."""
+  monkeypatch.delenv(conv_lib.ENV_VAR, raising=False)
+  monkeypatch.delenv(conv_lib.CHUNK_ENV_VAR, raising=False)
+  r = np.random.RandomState(0)
+  x = jnp.asarray(r.randn(19, *hwc), jnp.float32)
+  w = jnp.asarray(r.randn(3, 3, hwc[2], 4), jnp.float32)
+  loss = lambda x, w: jnp.sum(jnp.sin(conv2d(x, w, (1, 1), "SAME", impl="auto")))  # noqa: E731
+  hlo = jax.jit(jax.grad(loss, argnums=(0, 1)), backend="cpu").lower(x, w).as_text()
+  # forward + input gradient + weight gradient: one conv natively, ceil(19 / 8) = 3 per-chunk convs when chunked
+  assert hlo.count("stablehlo.convolution") == (5 if chunked else 3)
+
+
 @pytest.mark.parametrize("kw", [
     dict(features=8, kernel_size=(3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False),
     dict(features=5, kernel_size=(3, 3), padding="SAME", use_bias=True),
