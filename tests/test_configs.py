@@ -125,7 +125,8 @@ def test_sbcl_configs_encode_the_spec():
     assert c.init.required  # an empty init.workdir is refused (test_every_sbcl_setting_validates)
   for arg in ("stage=1", "stage=2,rule=drw", "stage=2,rule=cb"):
     c = sbcl_digits.get_config(arg)
-    c.init.workdir = "runs/sbcl_digits_s1" if "stage=2" in arg else ""
+    if arg.startswith("stage=2"):
+      c.init.workdir = "runs/sbcl_digits_s1"
     config_lib.validate(c)
   with pytest.raises(ValueError, match="unknown stage-2 rule"):
     sbcl_cifar.get_config("stage=2,rule=ldam")

@@ -101,7 +101,8 @@ def test_chunk_resolution(monkeypatch):
 @pytest.mark.parametrize("hwc,chunked", [((8, 8, 16), False), ((4, 4, 64), False), ((8, 8, 64), True),
                                          ((16, 16, 3), True)])
 def test_auto_keeps_native_on_small_maps(monkeypatch, hwc, chunked):
-  """'auto' on CPU: digits-sized maps (8×8×16 and smaller) keep XLA's conv; ResNet-32's 8×8×64 stage and 16×16+ chunk."""
+  """'auto' on CPU: digits-sized maps (8×8×16 and smaller) keep XLA's conv; ResNet-32's 8×8×64 stage and 16×16+
+  maps take the chunked weight gradient."""
   monkeypatch.delenv(conv_lib.ENV_VAR, raising=False)
   monkeypatch.delenv(conv_lib.CHUNK_ENV_VAR, raising=False)
   r = np.random.RandomState(0)

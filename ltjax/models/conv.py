@@ -10,8 +10,8 @@ width) far below the speed of the forward convolution; in a CIFAR ResNet-32 trai
     'native'  - XLA's own (autodiff of lax.conv_general_dilated);
     'chunked' - the batch cut into static chunks of `chunk` examples (DEFAULT_CHUNK = 8), each chunk's weight
                 gradient computed by XLA's own convolution, the partial gradients summed.  The chunks are
-                *unrolled* (static slices): a `lax.scan`/`lax.map`/`fori_loop` over chunks is 20-100x slower on XLA:CPU, because a convolution
-                inside a while-loop body does not get the fast Eigen kernel;
+                *unrolled* (static slices): a `lax.scan`/`lax.map`/`fori_loop` over chunks is 20-100x slower on
+                XLA:CPU, because a convolution inside a while-loop body does not get the fast Eigen kernel;
     'taps'    - im2col per kernel tap: one [B*Ho*Wo, Cin]^T @ [B*Ho*Wo, Cout] matmul per (kh, kw);
     'im2col'  - all taps concatenated: one [B*Ho*Wo, kh*kw*Cin]^T @ [B*Ho*Wo, Cout] matmul.
 
