@@ -63,12 +63,14 @@ def test_chunked_batch_smaller_than_chunk_and_float64_reference():
   np.testing.assert_allclose(vjp(g)[0], ref, rtol=1e-5, atol=1e-5)
 
 
-def test_select_impl_per_backend(monkeypatch):
+@pytest.mark.parametrize("onednn_available", [True, False])
+def test_select_impl_per_backend(monkeypatch, onednn_available):
   monkeypatch.delenv(conv_lib.ENV_VAR, raising=False)
+  monkeypatch.setattr(conv_lib.onednn, "available", lambda: onednn_available)
   assert select_impl("gpu") == "native"
   assert select_impl("tpu") == "native"
   assert select_impl("cuda") == "native"
-  assert select_impl("cpu") == "chunked"
+  assert select_impl("cpu") == ("onednn" if onednn_available else "chunked")
   assert resolve_impl("auto", "gpu") == "native"
   assert resolve_impl("taps", "gpu") == "taps"
   monkeypatch.setenv(conv_lib.ENV_VAR, "im2col")
@@ -101,8 +103,9 @@ def test_chunk_resolution(monkeypatch):
 @pytest.mark.parametrize("hwc,chunked", [((8, 8, 16), False), ((4, 4, 64), False), ((8, 8, 64), True),
                                          ((16, 16, 3), True)])
 def test_auto_keeps_native_on_small_maps(monkeypatch, hwc, chunked):
-  """'auto' on CPU: digits-sized maps (8×8×16 and smaller) keep XLA's conv; ResNet-32's 8×8×64 stage and 16×16+
-  maps take the chunked weight gradient."""
+  """'auto' on CPU without the oneDNN kernels: digits-sized maps (8×8×16 and smaller) keep XLA's conv; ResNet-32's
+  8×8×64 stage and 16×16+ maps take the chunked weight gradient."""
+  monkeypatch.setattr(conv_lib.onednn, "available", lambda: False)
   monkeypatch.delenv(conv_lib.ENV_VAR, raising=False)
   monkeypatch.delenv(conv_lib.CHUNK_ENV_VAR, raising=False)
   r = np.random.RandomState(0)
@@ -119,7 +122,7 @@ def test_auto_keeps_native_on_small_maps(monkeypatch, hwc, chunked):
     dict(features=5, kernel_size=(3, 3), padding="SAME", use_bias=True),
     dict(features=4, kernel_size=(1, 1), strides=2, padding="VALID", use_bias=False),
 ])
-@pytest.mark.parametrize("impl", ("auto", "native", "chunked"))
+@pytest.mark.parametrize("impl", ("auto", "native", "chunked", "onednn"))
 def test_module_matches_nn_conv(kw, impl):
   x = jnp.asarray(np.random.RandomState(0).randn(5, 8, 8, 3), jnp.float32)
   init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")

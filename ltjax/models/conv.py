@@ -4,8 +4,9 @@ XLA's CPU backend computes a convolution's weight gradient (a convolution that c
 width) far below the speed of the forward convolution; in a CIFAR ResNet-32 train step it dominates. `conv2d` is a
 `jax.custom_vjp` convolution:
 
-* forward: `lax.conv_general_dilated` (unchanged);
-* input gradient: XLA's own transposed convolution (exactly what autodiff of `lax.conv_general_dilated` emits);
+* forward: `lax.conv_general_dilated` (unchanged), except under 'onednn';
+* input gradient: XLA's own transposed convolution (exactly what autodiff of `lax.conv_general_dilated` emits),
+  except under 'onednn';
 * weight gradient, by `impl`:
     'native'  - XLA's own (autodiff of lax.conv_general_dilated);
     'chunked' - the batch cut into static chunks of `chunk` examples (DEFAULT_CHUNK = 8), each chunk's weight
@@ -13,9 +14,13 @@ width) far below the speed of the forward convolution; in a CIFAR ResNet-32 trai
                 *unrolled* (static slices): a `lax.scan`/`lax.map`/`fori_loop` over chunks is 20-100x slower on
                 XLA:CPU, because a convolution inside a while-loop body does not get the fast Eigen kernel;
     'taps'    - im2col per kernel tap: one [B*Ho*Wo, Cin]^T @ [B*Ho*Wo, Cout] matmul per (kh, kw);
-    'im2col'  - all taps concatenated: one [B*Ho*Wo, kh*kw*Cin]^T @ [B*Ho*Wo, Cout] matmul.
+    'im2col'  - all taps concatenated: one [B*Ho*Wo, kh*kw*Cin]^T @ [B*Ho*Wo, Cout] matmul;
+    'onednn'  - forward, input gradient *and* weight gradient all by oneDNN (the library behind PyTorch's CPU
+                convolutions) through XLA FFI custom calls (`ltjax.kernels.onednn`); float32 only (other dtypes
+                take 'chunked').
 
-`select_impl(backend)` picks the path: 'chunked' on CPU (measured fastest there, docs/BENCHMARKS_conv.md), 'native'
+`select_impl(backend)` picks the path: on CPU 'onednn' when the kernels could be built (2-20x faster than XLA's own
+per convolution, docs/BENCHMARKS_conv.md), else 'chunked' ('native' for maps too small to gain from chunks); 'native'
 on GPU/TPU (cuDNN / the TPU compiler already do this well).  Override with the module field `impl` or the
 environment variable `LTJAX_CONV_IMPL` (module field wins unless it is 'auto').
 
@@ -36,7 +41,9 @@ import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
 from jax import lax
 
-IMPLS = ("native", "chunked", "taps", "im2col")
+from ltjax.kernels import onednn
+
+IMPLS = ("native", "chunked", "taps", "im2col", "onednn")
 ENV_VAR = "LTJAX_CONV_IMPL"
 CHUNK_ENV_VAR = "LTJAX_CONV_CHUNK"
 # Examples per chunk of the 'chunked' weight gradient.  8 measured best end to end on the AVX2 CPU machines
@@ -54,25 +61,40 @@ MIN_CHUNKED_PIXELS = 16 * 16
 MIN_CHUNKED_ACTIVATION = 8 * 8 * 64
 
 
-def _small_map(x) -> bool:
-  h, w, c = x.shape[1:4]
+def _small_map(x_shape) -> bool:
+  h, w, c = x_shape[1:4]
   return h * w < MIN_CHUNKED_PIXELS and h * w * c < MIN_CHUNKED_ACTIVATION
 
 
-def select_impl(backend: str | None = None) -> str:
-  """The weight-gradient formulation for a backend: 'native' on gpu/tpu (and unknown backends), 'chunked' on cpu."""
+def select_impl(backend: str | None = None, x_shape: Sequence[int] | None = None) -> str:
+  """The formulation 'auto' means for a backend (and input shape [B, H, W, C], if known).
+
+  gpu/tpu/unknown: 'native'.  cpu: 'onednn' when `ltjax.kernels.onednn` could be built here, else 'chunked' —
+  or 'native' for a map too small for chunks to pay (see MIN_CHUNKED_PIXELS).
+  """
   backend = (backend or jax.default_backend()).lower()
-  return "chunked" if backend == "cpu" else "native"
+  if backend != "cpu":
+    return "native"
+  if onednn.available():
+    return "onednn"
+  if x_shape is not None and _small_map(x_shape):
+    return "native"
+  return "chunked"
 
 
-def resolve_impl(impl: str = "auto", backend: str | None = None) -> str:
-  """`impl` unless 'auto'; then $LTJAX_CONV_IMPL unless unset/'auto'; then select_impl(backend)."""
+def resolve_impl(impl: str = "auto", backend: str | None = None, x_shape: Sequence[int] | None = None) -> str:
+  """`impl` unless 'auto'; then $LTJAX_CONV_IMPL unless unset/'auto'; then select_impl(backend, x_shape).
+
+  An explicitly requested 'onednn' that cannot be built here is a RuntimeError naming the cause and the fix.
+  """
   if impl == "auto":
     impl = os.environ.get(ENV_VAR, "auto") or "auto"
   if impl == "auto":
-    impl = select_impl(backend)
+    impl = select_impl(backend, x_shape)
   if impl not in IMPLS:
     raise ValueError(f"unknown conv impl '{impl}' (known: auto, {', '.join(IMPLS)})")
+  if impl == "onednn":
+    onednn.require()
   return impl
 
 
@@ -181,6 +203,24 @@ def _conv2d_bwd(strides, padding, impl, chunk, precision, res, g):
 _conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv2d_onednn(x, w, strides, padding):
+  return onednn.conv_fwd(x, w, strides, padding)
+
+
+def _conv2d_onednn_fwd(x, w, strides, padding):
+  return onednn.conv_fwd(x, w, strides, padding), (x, w)
+
+
+def _conv2d_onednn_bwd(strides, padding, res, g):
+  x, w = res
+  return (onednn.conv_bwd_data(g, w, x.shape, strides, padding),
+          onednn.conv_bwd_weights(x, g, w.shape, strides, padding))
+
+
+_conv2d_onednn.defvjp(_conv2d_onednn_fwd, _conv2d_onednn_bwd)
+
+
 def conv2d(x, w, strides: Sequence[int] = (1, 1), padding: Any = "SAME", impl: str = "auto",
            chunk: int | None = None, precision=None):
   """2-D convolution, x [B, H, W, Cin] (NHWC), w [kh, kw, Cin, Cout] (HWIO) → [B, Ho, Wo, Cout].
@@ -191,9 +231,11 @@ def conv2d(x, w, strides: Sequence[int] = (1, 1), padding: Any = "SAME", impl: s
   """
   strides = tuple(int(s) for s in strides)
   pads = _pairs(padding, w.shape[:2], strides, x.shape[1:3])
-  if impl == "auto" and not os.environ.get(ENV_VAR) and _small_map(x):
-    impl = "native"  # tiny maps (8×8 digits): see MIN_CHUNKED_PIXELS
-  impl = resolve_impl(impl)
+  impl = resolve_impl(impl, x_shape=x.shape)
+  if impl == "onednn":
+    if x.dtype == jnp.float32 and w.dtype == jnp.float32 and min(min(p) for p in pads) >= 0:
+      return _conv2d_onednn(x, w, strides, pads)
+    impl = "chunked"  # oneDNN path: float32 and non-negative padding only
   if impl == "native":
     return _conv(x, w, strides, pads, precision)
   return _conv2d(x, w, strides, pads, impl, resolve_chunk(chunk), precision)
