@@ -10,6 +10,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Before jax or TensorFlow start a thread: with LTJAX_MALLOC_TUNING=1, XLA:CPU's per-step buffers are reused
+# (ltjax/host_memory.py).
+from ltjax import host_memory  # noqa: E402
+
+host_memory.configure()
+
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 

@@ -1,11 +1,13 @@
-"""PyTorch reference for benchmarks/train_step.py: the same CIFAR ResNet-32 training step on CPU.
+"""PyTorch reference for benchmarks/train_step.py and resnet50_step.py: the same training steps on CPU.
 
 ResNet-32 (He et al. 2016 §4.2, option-A shortcuts, BatchNorm, linear head; as in LDAM-DRW/MiSLAS), cross-entropy,
-SGD momentum 0.9 with weight decay 5e-4, float32, synthetic device-resident batches. Times steady-state img/s in
+or torchvision-layout ResNet-50 at 224² (`--model resnet50`), SGD momentum 0.9 with weight decay 5e-4, float32,
+synthetic device-resident batches. Times steady-state img/s in
 eager mode and, if it works here, under torch.compile.
 
   python benchmarks/torch_reference.py                        # batches 128 and 512, eager and compile
   python benchmarks/torch_reference.py --batch 128 --modes eager --steps 20
+  python benchmarks/torch_reference.py --model resnet50 --batch 64 --modes eager --steps 3 --warmup 1
 Prints one JSON line per (mode, batch). PyTorch is an optional benchmark dependency:
   pip install torch==2.13.0   (CPU build)
 """
@@ -13,6 +15,7 @@ Prints one JSON line per (mode, batch). PyTorch is an optional benchmark depende
 import argparse
 import os
 import platform
+import resource
 import sys
 import time
 
@@ -79,10 +82,58 @@ class ResNetCifar(nn.Module):
     return self.linear(out)
 
 
-def bench(mode, batch, steps, warmup, classes, channels_last):
+class Bottleneck(nn.Module):
+  """torchvision's ResNet v1.5 bottleneck (stride on the 3x3), 1x1 conv + BN projection shortcut."""
+
+  def __init__(self, in_planes, planes, stride=1):
+    super().__init__()
+    self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+    self.bn1 = nn.BatchNorm2d(planes)
+    self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+    self.bn2 = nn.BatchNorm2d(planes)
+    self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+    self.bn3 = nn.BatchNorm2d(planes * 4)
+    self.downsample = nn.Identity()
+    if stride != 1 or in_planes != planes * 4:
+      self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes * 4, 1, stride, bias=False),
+                                      nn.BatchNorm2d(planes * 4))
+
+  def forward(self, x):
+    out = F.relu(self.bn1(self.conv1(x)))
+    out = F.relu(self.bn2(self.conv2(out)))
+    return F.relu(self.bn3(self.conv3(out)) + self.downsample(x))
+
+
+class ResNet50(nn.Module):
+  """torchvision.models.resnet50's architecture (25,557,032 parameters at 1000 classes), written out so that the
+  benchmark needs no torchvision."""
+
+  def __init__(self, num_classes=1000):
+    super().__init__()
+    self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+    self.bn1 = nn.BatchNorm2d(64)
+    layers, in_planes = [], 64
+    for stage, (planes, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
+      for b in range(blocks):
+        layers.append(Bottleneck(in_planes, planes, 2 if stage > 0 and b == 0 else 1))
+        in_planes = planes * 4
+    self.layers = nn.Sequential(*layers)
+    self.fc = nn.Linear(2048, num_classes)
+
+  def forward(self, x):
+    out = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+    out = self.layers(out)
+    return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+MODELS = {"resnet32": (lambda classes: ResNetCifar(32, classes), 32), "resnet50": (ResNet50, 224)}
+
+
+def bench(mode, batch, steps, warmup, classes, channels_last, model_name="resnet32"):
   torch.manual_seed(0)
-  model = ResNetCifar(32, classes)
-  x = torch.randn(batch, 3, 32, 32)
+  make, size = MODELS[model_name]
+  model = make(classes)
+  x = torch.randn(batch, 3, size, size)
   y = torch.randint(0, classes, (batch,))
   if channels_last:
     model = model.to(memory_format=torch.channels_last)
@@ -109,10 +160,11 @@ def bench(mode, batch, steps, warmup, classes, channels_last):
     loss = step(x, y)
   float(loss)
   dt = time.perf_counter() - t0
-  return {"framework": "torch", "mode": mode, "model": "resnet32", "batch": batch, "classes": classes,
+  return {"framework": "torch", "mode": mode, "model": model_name, "batch": batch, "classes": classes,
           "channels_last": channels_last, "images_per_sec": round(batch * steps / dt, 1),
           "step_ms": round(1000 * dt / steps, 2), "first_step_s": round(first, 2), "threads": torch.get_num_threads(),
-          "cpu_count": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__}
+          "cpu_count": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__,
+          "host_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def main():
@@ -122,14 +174,16 @@ def main():
   p.add_argument("--modes", default="eager,compile")
   p.add_argument("--steps", type=int, default=20)
   p.add_argument("--warmup", type=int, default=3)
-  p.add_argument("--classes", type=int, default=100)
+  p.add_argument("--classes", type=int, default=0, help="default: 100 for resnet32, 1000 for resnet50")
+  p.add_argument("--model", default="resnet32", choices=sorted(MODELS))
   p.add_argument("--channels-last", action="store_true")
   p.add_argument("--out", default="")
   a = p.parse_args()
   for mode in a.modes.split(","):
     for batch in a.batch:
       try:
-        res = bench(mode, batch, a.steps, a.warmup, a.classes, a.channels_last)
+        classes = a.classes or (1000 if a.model == "resnet50" else 100)
+        res = bench(mode, batch, a.steps, a.warmup, classes, a.channels_last, a.model)
       except Exception as e:  # torch.compile needs a C++ compiler; report and go on
         res = {"framework": "torch", "mode": mode, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
       emit(res, a.out)

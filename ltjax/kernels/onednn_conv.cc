@@ -12,10 +12,11 @@
 //
 // Activations stay in NHWC (no reorder of the large tensors); the kernel is reordered into the layout oneDNN's
 // primitive prefers (format_tag::any) and the weight gradient back into HWIO. Primitives are created once per
-// shape and cached; execution uses a per-call user scratchpad, so a cached primitive may run concurrently on
+// shape and cached; execution uses a per-thread user scratchpad, so a cached primitive may run concurrently on
 // several XLA threads (one process driving several CPU devices).
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -116,6 +117,22 @@ std::string MakeKey(Op op, ffi::Span<const int64_t> x, ffi::Span<const int64_t> 
   return "";
 }
 
+// Per-thread scratch memory, grown as needed and kept: a fresh multi-MB allocation per call would be mmap'ed and
+// page-faulted anew on every convolution (glibc serves large blocks by mmap).
+struct ThreadBuffers {
+  std::unique_ptr<char[]> scratch, kernel;
+  size_t scratch_size = 0, kernel_size = 0;
+};
+
+void* Grow(std::unique_ptr<char[]>* buf, size_t* size, size_t need) {
+  if (need > *size) {
+    buf->reset(new char[need + 64]);
+    *size = need;
+  }
+  const uintptr_t p = reinterpret_cast<uintptr_t>(buf->get());
+  return reinterpret_cast<void*>((p + 63) & ~uintptr_t{63});  // 64-byte aligned
+}
+
 ffi::Error Run(Op op, ffi::Span<const int64_t> x_dims, ffi::Span<const int64_t> w_dims,
                ffi::Span<const int64_t> y_dims, int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl,
                int64_t pr, void* act_in, void* act_out, void* kernel) {
@@ -128,8 +145,11 @@ ffi::Error Run(Op op, ffi::Span<const int64_t> x_dims, ffi::Span<const int64_t> 
     dnnl::stream stream(eng);
     memory in(plan->act_in, eng, act_in), out(plan->act_out, eng, act_out);
     memory user_w(plan->user_w, eng, kernel);
-    memory prim_w = plan->reorder ? memory(plan->prim_w, eng) : user_w;
-    memory scratch(plan->scratch, eng);
+    thread_local ThreadBuffers buffers;
+    memory prim_w = plan->reorder ? memory(plan->prim_w, eng, Grow(&buffers.kernel, &buffers.kernel_size,
+                                                                    plan->prim_w.get_size()))
+                                  : user_w;
+    memory scratch(plan->scratch, eng, Grow(&buffers.scratch, &buffers.scratch_size, plan->scratch.get_size()));
     if (op == kFwd || op == kBwdData) {
       if (plan->reorder) plan->w_reorder.execute(stream, user_w, prim_w);
       const int in_arg = op == kFwd ? DNNL_ARG_SRC : DNNL_ARG_DIFF_DST;

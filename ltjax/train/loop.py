@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from ltjax import config as config_lib
-from ltjax import methods, metrics
+from ltjax import host_memory, methods, metrics
 from ltjax.data import pipeline, sources
 from ltjax.data.stats import ClassStats
 from ltjax.models import create_model
@@ -246,6 +246,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   def save(best=False):
     ckpt.save(state, {"record": record, "epoch": step // spe, "step": step}, best=best)
 
+  sized = False
   try:
     while step < spe * epochs:
       epoch, start = divmod(step, spe)
@@ -257,6 +258,10 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
       pending, t0, n_img = [], time.perf_counter(), 0
       with batches as batch_iter:
         for batch in batch_iter:
+          if not sized:  # first step: keep the step's temporaries for reuse (main.py set up the malloc policy)
+            sized = True
+            if host_memory.worth_sizing(batch):
+              host_memory.reuse_temporaries(host_memory.step_temporaries(train_step, state, batch, hparams))
           state, m = train_step(state, batch, hparams)
           pending.append(m)
           n_img += batch["label"].shape[0]
