@@ -50,9 +50,9 @@ def torch_times(x, w, g, s, channels_last, reps):
   """PyTorch F.conv2d forward, and its input / weight gradient (torch.ops.aten.convolution_backward), seconds."""
   import torch
   fmt = torch.channels_last if channels_last else torch.contiguous_format
-  tx = torch.from_numpy(np.asarray(x)).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
-  tw = torch.from_numpy(np.asarray(w)).permute(3, 2, 0, 1).contiguous(memory_format=fmt)
-  tg = torch.from_numpy(np.asarray(g)).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+  tx = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+  tw = torch.from_numpy(np.array(w)).permute(3, 2, 0, 1).contiguous(memory_format=fmt)
+  tg = torch.from_numpy(np.array(g)).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
   bwd = torch.ops.aten.convolution_backward
   runs = [lambda: torch.nn.functional.conv2d(tx, tw, None, s, 1),
           lambda: bwd(tg, tx, tw, None, [s, s], [1, 1], [1, 1], False, [0, 0], 1, [True, False, False]),

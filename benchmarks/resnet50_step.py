@@ -2,7 +2,7 @@
 BatchNorm updates, jitted over all devices, buffers donated) on random 224² images, 1000 classes.
 
   python benchmarks/resnet50_step.py --batch 8 --steps 3 --dtype float32
-  python benchmarks/resnet50_step.py --batch 256 --steps 20 --dtype bfloat16     # on a GPU/TPU host
+  python benchmarks/resnet50_step.py --batch 256 --steps 20 --dtype bfloat16 --peak-tflops 989   # on an H100
 
 Prints one JSON line: images/s over the timed steps (after `--warmup` untimed ones; the first includes compile).
 """
@@ -10,6 +10,7 @@ Prints one JSON line: images/s over the timed steps (after `--warmup` untimed on
 import argparse
 import os
 import platform
+import resource
 import sys
 import time
 
@@ -27,9 +28,12 @@ def main():
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--steps", type=int, default=3)
   p.add_argument("--warmup", type=int, default=1)
+  p.add_argument("--peak-tflops", type=float, default=0.0,
+                 help="per-device peak (e.g. 989 for H100 bf16 dense) to report model-FLOP utilisation")
   p.add_argument("--out", default="")
   a = p.parse_args()
   import jax
+  from ltjax.models import conv as conv_lib
   from ltjax.train import step as step_lib
   train_step, state, train_input, mesh, hparams = build_step(a.model, a.batch, a.classes, a.size, "ce", a.dtype,
                                                              batches_per_epoch=1)
@@ -46,11 +50,21 @@ def main():
     state, m = train_step(state, batch, hparams)
   jax.block_until_ready(m)
   dt = time.perf_counter() - t0
-  emit({"bench": "train_step", "model": a.model, "batch": a.batch, "size": a.size, "dtype": a.dtype,
-        "devices": jax.device_count(), "backend": jax.default_backend(), "steps": a.steps,
-        "images_per_sec": a.batch * a.steps / dt, "sec_per_step": dt / a.steps, "warmup_sec": first,
-        "loss": float(m["loss"]), "machine": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "loadavg": os.getloadavg()[0]}, a.out)
+  res = {"bench": "train_step", "model": a.model, "batch": a.batch, "size": a.size, "dtype": a.dtype,
+         "devices": jax.device_count(), "backend": jax.default_backend(), "steps": a.steps,
+         "conv": conv_lib.resolve_impl(x_shape=(a.batch, a.size, a.size, 3)),
+         "images_per_sec": a.batch * a.steps / dt, "sec_per_step": dt / a.steps, "warmup_sec": first,
+         "loss": float(m["loss"]), "machine": platform.processor() or platform.machine(),
+         "cpu_count": os.cpu_count(), "loadavg": os.getloadavg()[0],
+         "host_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    res["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
+  if a.peak_tflops:  # model-FLOP utilisation: XLA's FLOP count of the step (custom calls count 0: use on GPU/TPU)
+    flops = (train_step.lower(state, batch, hparams).compile().cost_analysis() or {}).get("flops", 0.0)
+    res["step_tflop"] = flops / 1e12
+    res["mfu"] = flops / (dt / a.steps) / (a.peak_tflops * 1e12 * jax.device_count())
+  emit(res, a.out)
 
 
 if __name__ == "__main__":
