@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -112,6 +113,9 @@ def _load():
                                   platform="cpu")
     return lib, None
   except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+    logging.getLogger(__name__).warning(
+        "oneDNN convolutions unavailable, CPU convolutions fall back to XLA's own (2-5x slower steps): %s\nFix: %s",
+        e, INSTALL_HINT)
     return None, str(e)
 
 
