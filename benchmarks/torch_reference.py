@@ -8,6 +8,7 @@ eager mode and, if it works here, under torch.compile.
   python benchmarks/torch_reference.py                        # batches 128 and 512, eager and compile
   python benchmarks/torch_reference.py --batch 128 --modes eager --steps 20
   python benchmarks/torch_reference.py --model resnet50 --batch 64 --modes eager --steps 3 --warmup 1
+  python benchmarks/torch_reference.py --model resnet50 --batch 256 --device cuda --bf16 --channels-last  # on a GPU
 Prints one JSON line per (mode, batch). PyTorch is an optional benchmark dependency:
   pip install torch==2.13.0   (CPU build)
 """
@@ -129,12 +130,12 @@ class ResNet50(nn.Module):
 MODELS = {"resnet32": (lambda classes: ResNetCifar(32, classes), 32), "resnet50": (ResNet50, 224)}
 
 
-def bench(mode, batch, steps, warmup, classes, channels_last, model_name="resnet32"):
+def bench(mode, batch, steps, warmup, classes, channels_last, model_name="resnet32", device="cpu", bf16=False):
   torch.manual_seed(0)
   make, size = MODELS[model_name]
-  model = make(classes)
-  x = torch.randn(batch, 3, size, size)
-  y = torch.randint(0, classes, (batch,))
+  model = make(classes).to(device)
+  x = torch.randn(batch, 3, size, size, device=device)
+  y = torch.randint(0, classes, (batch,), device=device)
   if channels_last:
     model = model.to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -142,7 +143,8 @@ def bench(mode, batch, steps, warmup, classes, channels_last, model_name="resnet
 
   def step(x, y):
     opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), y)
+    with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):  # mixed precision, as the GPU recipes
+      loss = F.cross_entropy(model(x), y)
     loss.backward()
     opt.step()
     return loss
@@ -160,7 +162,10 @@ def bench(mode, batch, steps, warmup, classes, channels_last, model_name="resnet
     loss = step(x, y)
   float(loss)
   dt = time.perf_counter() - t0
-  return {"framework": "torch", "mode": mode, "model": model_name, "batch": batch, "classes": classes,
+  out = {"device": device, "bf16": bf16}
+  if device == "cuda":
+    out["device_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+  return {**out, "framework": "torch", "mode": mode, "model": model_name, "batch": batch, "classes": classes,
           "channels_last": channels_last, "images_per_sec": round(batch * steps / dt, 1),
           "step_ms": round(1000 * dt / steps, 2), "first_step_s": round(first, 2), "threads": torch.get_num_threads(),
           "cpu_count": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__,
@@ -176,6 +181,8 @@ def main():
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--classes", type=int, default=0, help="default: 100 for resnet32, 1000 for resnet50")
   p.add_argument("--model", default="resnet32", choices=sorted(MODELS))
+  p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+  p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (mixed precision)")
   p.add_argument("--channels-last", action="store_true")
   p.add_argument("--out", default="")
   a = p.parse_args()
@@ -183,7 +190,7 @@ def main():
     for batch in a.batch:
       try:
         classes = a.classes or (1000 if a.model == "resnet50" else 100)
-        res = bench(mode, batch, a.steps, a.warmup, classes, a.channels_last, a.model)
+        res = bench(mode, batch, a.steps, a.warmup, classes, a.channels_last, a.model, a.device, a.bf16)
       except Exception as e:  # torch.compile needs a C++ compiler; report and go on
         res = {"framework": "torch", "mode": mode, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
       emit(res, a.out)
