@@ -63,3 +63,12 @@ def test_worth_sizing_skips_small_inputs_and_unconfigured_processes(monkeypatch)
   assert not host_memory.worth_sizing({"image": np.zeros((128, 8, 8, 1), np.float32)})  # digits-sized
   monkeypatch.setitem(host_memory._state, "configured", False)
   assert not host_memory.worth_sizing({"image": np.zeros((128, 32, 32, 3), np.float32)})
+
+
+def test_step_temporaries_reads_the_compiled_size():
+  import jax
+  import jax.numpy as jnp
+  f = jax.jit(lambda x: jnp.sum(jnp.sin(x @ x.T) @ jnp.cos(x)))  # a [256, 256] intermediate at least
+  nbytes = host_memory.step_temporaries(f, jnp.ones((256, 64), jnp.float32))
+  assert 256 * 256 * 4 <= nbytes < 64 << 20
+  assert host_memory.step_temporaries(lambda x: x, 1.0) == 0  # not jitted: unknown, no error
