@@ -71,8 +71,7 @@ def main():
 
   t0 = time.perf_counter()
   first = next_batch()
-  if host_memory.configured():  # LTJAX_MALLOC_TUNING=1: size the step's temporaries (compiles it) first
-    host_memory.reuse_temporaries(host_memory.step_temporaries(train_step, state, first, hparams))
+  host_memory.reuse_for_step(train_step, first, state, first, hparams)  # LTJAX_MALLOC_TUNING=1: compiles it first
   state, m = train_step(state, first, hparams)
   jax.block_until_ready(m["loss"])
   compile_s = time.perf_counter() - t0

@@ -84,6 +84,14 @@ def worth_sizing(batch) -> bool:
                                                   if getattr(x, "ndim", 0) >= 3) >= MIN_SIZED_INPUT
 
 
+def reuse_for_step(jitted, batch, *args) -> bool:
+  """Sizes `jitted(*args)` (a step on `batch`) and turns reuse on if it qualifies; the one call the training loop
+  and the benchmark make before their first step. True when reuse is on."""
+  if worth_sizing(batch):
+    reuse_temporaries(step_temporaries(jitted, *args))
+  return reusing()
+
+
 def step_temporaries(jitted, *args) -> int:
   """Bytes of temporaries of `jitted(*args)` (0 if unknown); compiles it, which the next call then reuses."""
   try:

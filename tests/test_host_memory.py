@@ -72,3 +72,18 @@ def test_step_temporaries_reads_the_compiled_size():
   nbytes = host_memory.step_temporaries(f, jnp.ones((256, 64), jnp.float32))
   assert 256 * 256 * 4 <= nbytes < 64 << 20
   assert host_memory.step_temporaries(lambda x: x, 1.0) == 0  # not jitted: unknown, no error
+
+
+def test_reuse_for_step_sizes_qualifying_steps_only(monkeypatch):
+  import jax
+  import jax.numpy as jnp
+  calls = []
+  monkeypatch.setattr(host_memory, "_mallopt", lambda *settings: calls.append(settings) or True)  # this process
+  monkeypatch.setitem(host_memory._state, "configured", True)
+  monkeypatch.setitem(host_memory._state, "reusing", False)
+  step = jax.jit(lambda x: jnp.sum(jnp.sin(x @ x.T) @ jnp.cos(x)))  # an [N, N] temporary
+  small = jnp.ones((8, 8, 8, 1), jnp.float32)
+  assert not host_memory.reuse_for_step(step, {"image": small}, small.reshape(64, 8)) and not calls
+  big = jnp.ones((64, 32, 32, 1), jnp.float32)
+  assert host_memory.reuse_for_step(step, {"image": big}, big.reshape(2048, 32))
+  assert calls == [((host_memory.M_MMAP_MAX, 0), (host_memory.M_TRIM_THRESHOLD, host_memory.INT_MAX))]

@@ -47,8 +47,8 @@ _TARGETS = {"fwd": "LtjaxOnednnConvFwd", "bwd_data": "LtjaxOnednnConvBwdData",
 _OPS = {"fwd": 0, "bwd_data": 1, "bwd_weights": 2}
 
 
-def _onednn_root() -> tuple[str, str, str]:
-  """(prefix, include dir, library file) of the oneDNN to build against; raises RuntimeError naming what is missing."""
+def _onednn_root() -> tuple[str, str]:
+  """(include dir, library file) of the oneDNN to build against; raises RuntimeError naming what is missing."""
   prefixes = [os.environ[ROOT_ENV_VAR]] if os.environ.get(ROOT_ENV_VAR) else [sys.prefix, sys.base_prefix,
                                                                                   "/usr/local", "/usr"]
   for prefix in prefixes:
@@ -58,7 +58,7 @@ def _onednn_root() -> tuple[str, str, str]:
     for libdir in ("lib", "lib64", os.path.join("lib", "x86_64-linux-gnu")):
       lib = os.path.join(prefix, libdir, "libdnnl.so.3")
       if os.path.exists(lib):
-        return prefix, inc, lib
+        return inc, lib
   raise RuntimeError(f"oneDNN headers and libdnnl.so.3 not found under {', '.join(prefixes)}")
 
 
@@ -75,7 +75,7 @@ def _cache_dir() -> str:
 
 def build() -> str:
   """Compiles onednn_conv.cc (once per source/compiler/library; cached) and returns the shared library's path."""
-  _, inc, lib = _onednn_root()
+  inc, lib = _onednn_root()
   cxx = _compiler()
   version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
   with open(SOURCE, "rb") as f:
@@ -241,7 +241,7 @@ def conv_bwd_weights(x, g, w_shape, strides, pads):
 
 
 def impl_name(op: str, x_shape, w_shape, strides=(1, 1), pads=((1, 1), (1, 1))) -> str:
-  """The oneDNN implementation chosen for one convolution, e.g. 'brg_conv_fwd:avx512_core' (for benchmarks/tests)."""
+  """The oneDNN implementation chosen for one convolution, e.g. 'brgconv:avx512_core' (for benchmarks/tests)."""
   require()
   n, h, w, c = x_shape
   kh, kw, _, o = w_shape

@@ -260,8 +260,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
         for batch in batch_iter:
           if not sized:  # first step: keep the step's temporaries for reuse (main.py set up the malloc policy)
             sized = True
-            if host_memory.worth_sizing(batch):
-              host_memory.reuse_temporaries(host_memory.step_temporaries(train_step, state, batch, hparams))
+            host_memory.reuse_for_step(train_step, batch, state, batch, hparams)
           state, m = train_step(state, batch, hparams)
           pending.append(m)
           n_img += batch["label"].shape[0]
