@@ -17,14 +17,8 @@ sys.path.insert(0, ROOT)
 
 def build_config(spec):
   from configs import large_lt
-  cfg = large_lt.get_config(spec["config"])
-  for key, value in spec["overrides"].items():
-    node = cfg
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = tuple(value) if isinstance(value, list) else value
-  return cfg
+  from tests.cfgutil import override
+  return override(large_lt.get_config(spec["config"]), **spec["overrides"])
 
 
 def main():

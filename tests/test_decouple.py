@@ -12,17 +12,12 @@ from ltjax.data.stats import ClassStats
 from ltjax.methods.decouple import Decouple
 from ltjax.train import loop
 from ltjax.train.checkpoint import Checkpointer
+from tests.cfgutil import override
 
 
 def dcfg(**over):
   c = moco_digits.get_config("stage=crt")
-  for k, v in over.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return c
+  return override(c, **over)
 
 
 def _method(labels, C, **over):

@@ -13,6 +13,7 @@ from ltjax import config as config_lib, moco, sbcl, sbcl_queue
 from ltjax.methods import sbcl_moco as sbcl_moco_lib
 from ltjax.train import loop, step as step_lib
 from ltjax.train.checkpoint import Checkpointer
+from tests.cfgutil import override
 
 
 def cfg_of(stage="moco", **over):
@@ -20,13 +21,7 @@ def cfg_of(stage="moco", **over):
   c.train.epochs = 2
   if stage == "sbcl":
     c.sbcl_moco.phase2_epoch = 1
-  for k, v in over.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return c
+  return override(c, **over)
 
 
 def np_norm(x):

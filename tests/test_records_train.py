@@ -15,6 +15,7 @@ from configs import records_digits
 from ltjax.train import loop
 from tests.test_main import ROOT
 from tests.test_train import params_of
+from tests.cfgutil import override
 
 
 def cfg_for(row, **over):
@@ -31,13 +32,7 @@ def cfg_for(row, **over):
   else:
     c.train.epochs = 2
   c.train.eval_every = c.train.epochs  # one evaluation, at the end
-  for k, v in over.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return c
+  return override(c, **over)
 
 
 @pytest.mark.parametrize("row", ["corr_records_mixup", "solar"])

@@ -11,6 +11,7 @@ from ltjax import config as config_lib
 from ltjax.methods import REGISTRY
 from ltjax.methods.rotation import Rotation, rotate, rotation_batch, rotation_labels
 from ltjax.train import step as step_lib
+from tests.cfgutil import override
 
 
 @pytest.mark.parametrize("b", [1, 3, 4, 7, 64, 130])
@@ -115,13 +116,7 @@ def rotation_cfg(**over):
   c.method = "rotation"
   c.train.eval_every = 0
   c.train.select_on = "last"
-  for k, v in over.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return c
+  return override(c, **over)
 
 
 def test_method_is_registered_with_a_four_way_head():

@@ -14,28 +14,19 @@ from ltjax.data.stats import ClassStats
 from ltjax.methods.sbcl import SBCL
 from ltjax.models import create_model
 from ltjax.train import loop
-
-
-def _set(c, **over):
-  for k, v in over.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return c
+from tests.cfgutil import override
 
 
 def stage1_cfg(**over):
   c = sbcl_digits.get_config("stage=1")
   # 4 epochs: SupCon in 0–1, clustering at epochs 2 and 3 (step 1), 4 steps per epoch of 128 (remainder dropped).
-  return _set(c, **{"train.epochs": 4, "sbcl.warm_epochs": 2, "sbcl.step": 1, "train.progress_bar": False,
+  return override(c, **{"train.epochs": 4, "sbcl.warm_epochs": 2, "sbcl.step": 1, "train.progress_bar": False,
                     "data.drop_remainder": True, "train.log_every": 2, **over})
 
 
 def stage2_cfg(init_workdir, **over):
   c = sbcl_digits.get_config("stage=2,rule=drw")
-  return _set(c, **{"train.epochs": 2, "train.progress_bar": False, "data.drop_remainder": True,
+  return override(c, **{"train.epochs": 2, "train.progress_bar": False, "data.drop_remainder": True,
                     "init.workdir": str(init_workdir), **over})
 
 
