@@ -10,10 +10,12 @@ import numpy as np  # noqa: E402
 
 
 def build_step(model="resnet32", batch=128, classes=100, size=32, loss="ce", dtype="float32", conv=None,
-               batches_per_epoch=8):
+               batches_per_epoch=8, steps_per_call=1):
   """The trainer's own pieces (method, model, SGD, jitted sharded step) on random CIFAR-shaped data.
 
-  Returns (train_step, state, train_input, mesh, hparams); `conv` overrides the model's convolution class.
+  Returns (train_step, state, train_input, mesh, hparams); `conv` overrides the model's convolution class;
+  steps_per_call > 1 returns the trainer's K-steps-per-call step, `(state, batches [K, B, ...], active [K],
+  hparams)`.
   """
   from ltjax import config as config_lib
   from ltjax import methods
@@ -44,7 +46,8 @@ def build_step(model="resnet32", batch=128, classes=100, size=32, loss="ce", dty
   tx = optim.sgd(schedule, momentum=0.9, weight_decay=5e-4)
   run = loop.Run(cfg, data, stats, method, net, mesh, train_input, schedule, tx)
   state = loop.create_state(run, 0)
-  train_step = step_lib.make_train_step(method, net.apply, tx, schedule, mesh)
+  make = step_lib.make_train_step if steps_per_call == 1 else step_lib.make_multi_train_step
+  train_step = make(method, net.apply, tx, schedule, mesh)
   return train_step, state, train_input, mesh, method.epoch_hparams(0)
 
 

@@ -29,6 +29,11 @@ import numpy as np  # noqa: E402
 
 def peak_memory_mb() -> dict:
   out = {"host_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+  try:  # resident now (after the timed steps), beside the high-water mark
+    with open("/proc/self/statm") as f:
+      out["host_rss_mb"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+  except OSError:
+    pass
   stats = jax.devices()[0].memory_stats() or {}
   if "peak_bytes_in_use" in stats:
     out["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
@@ -46,6 +51,8 @@ def main():
   p.add_argument("--steps", type=int, default=30, help="timed steps after warm-up")
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--input", action="store_true", help="feed through the tf.data pipeline")
+  p.add_argument("--steps-per-call", type=int, default=0,
+                 help="train steps per compiled call, as config.train.steps_per_call (0 = the trainer's auto choice)")
   p.add_argument("--out", default="")
   a = p.parse_args()
 
@@ -54,39 +61,53 @@ def main():
   from ltjax.models import conv as conv_lib
   from ltjax.train import step as step_lib
 
-  train_step, state, train_input, mesh, hparams = build_step(a.model, a.batch, a.classes, a.size, a.loss, a.dtype)
+  backend = jax.default_backend()
+  probe = {"image": np.zeros((a.batch, a.size, a.size, 3), np.float32)}
+  k = step_lib.steps_per_call(a.steps_per_call, probe, backend)
+  train_step, state, train_input, mesh, hparams = build_step(a.model, a.batch, a.classes, a.size, a.loss, a.dtype,
+                                                             steps_per_call=k)
 
-  def batch_iter():
+  def host_batches():
     e = 0
     while True:
-      yield from pipeline.prefetch(train_input.epoch(e), lambda b: step_lib.to_global(b, mesh))
+      yield from train_input.epoch(e)
       e += 1
 
+  if k == 1:
+    to_device, source = (lambda b: step_lib.to_global(b, mesh)), host_batches()
+  else:  # the trainer's grouping: K host batches stacked per call, all active
+    to_device = lambda g: step_lib.to_global_stacked(g[0], mesh)  # noqa: E731
+    source = pipeline.group_steps(host_batches(), k, 1 << 62)
   if a.input:
-    it = batch_iter()
+    it = pipeline.prefetch(source, to_device)
     next_batch = lambda: next(it)  # noqa: E731
   else:
-    fixed = step_lib.to_global(next(train_input.epoch(0)), mesh)
+    fixed = to_device(next(source))
     next_batch = lambda: fixed  # noqa: E731
+  extra = () if k == 1 else (jax.device_put(np.ones([k], bool), step_lib.replicated(mesh)),)
+  calls = max(1, a.steps // k)
 
   t0 = time.perf_counter()
   first = next_batch()
-  host_memory.reuse_for_step(train_step, first, state, first, hparams)  # LTJAX_MALLOC_TUNING=1: compiles it first
-  state, m = train_step(state, first, hparams)
+  host_memory.reuse_for_step(train_step, first, state, first, *extra, hparams)  # LTJAX_MALLOC_TUNING=1: compiles
+  state, m = train_step(state, first, *extra, hparams)
   jax.block_until_ready(m["loss"])
   compile_s = time.perf_counter() - t0
-  for _ in range(a.warmup - 1):
-    state, m = train_step(state, next_batch(), hparams)
+  for _ in range(max(1, a.warmup // k)):
+    state, m = train_step(state, next_batch(), *extra, hparams)
   jax.block_until_ready(m["loss"])
   t0 = time.perf_counter()
-  for _ in range(a.steps):
-    state, m = train_step(state, next_batch(), hparams)
+  for _ in range(calls):
+    state, m = train_step(state, next_batch(), *extra, hparams)
   jax.block_until_ready(m["loss"])
   dt = time.perf_counter() - t0
+  steps = calls * k
+  if a.input:
+    it.close()  # stop the prefetch thread before the interpreter exits
   res = {
       "model": a.model, "batch": a.batch, "size": a.size, "classes": a.classes, "loss": a.loss, "dtype": a.dtype,
-      "input": "tf.data" if a.input else "device-resident", "images_per_sec": round(a.batch * a.steps / dt, 1),
-      "step_ms": round(1000 * dt / a.steps, 2), "first_step_s": round(compile_s, 2),
+      "input": "tf.data" if a.input else "device-resident", "images_per_sec": round(a.batch * steps / dt, 1),
+      "step_ms": round(1000 * dt / steps, 2), "steps_per_call": k, "first_step_s": round(compile_s, 2),
       "conv": conv_lib.resolve_impl(x_shape=(a.batch, a.size, a.size, 16)), "malloc_reuse": host_memory.reusing(),
       "backend": jax.default_backend(), "devices": jax.device_count(),
       "device_kind": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(), "machine": platform.machine(),

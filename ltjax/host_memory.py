@@ -13,7 +13,9 @@ such blocks by mmap, so every step maps fresh pages and the kernel zero-fills al
                                mallopt(M_TRIM_THRESHOLD, INT_MAX) — large blocks come from the heap and stay in the
                                process for the next step.
 
-Opt-in, `LTJAX_MALLOC_TUNING=1`, because it trades memory and compile time for step time. Measured on ResNet-32
+The trainer's default of several steps per compiled call (config.train.steps_per_call) already cuts those faults
+4-fold at no memory cost; on top of it this policy adds 2-5% (docs/BENCHMARKS.md, "Several train steps per compiled
+call"). Opt-in, `LTJAX_MALLOC_TUNING=1`, because it trades memory and compile time for step time. Measured on ResNet-32
 (docs/BENCHMARKS.md): 312–320 → 351–372 img/s at batch 128 (452 MB of temporaries), 305 → 368 fed by tf.data; but
 the resident memory stays at its high-water mark (1.5 → 3.3–3.7 GB), compiling is about 25% slower (XLA's compiler
 threads share the one arena: the 30-epoch digits quickstart takes 40 s instead of 34 s), and temporaries over

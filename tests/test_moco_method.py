@@ -192,11 +192,13 @@ def _final_state(workdir, cfg):
   return jax.device_get(state)
 
 
-def test_resume_restores_the_queue_exactly(tmp_path):
+@pytest.mark.parametrize("per_call", [1, 4])
+def test_resume_restores_the_queue_exactly(tmp_path, per_call):
   """SBCL-MoCo (the MoCo queue plus label queues and subclass labels), 2 epochs: KCL, then the SBCL queue loss after
   the clustering at epoch 1; stopped inside epoch 1 and resumed, it ends bit-identical to the uninterrupted run
-  (queues, pointer, key encoder, subclass labels: the clustering is not repeated on resume)."""
-  cfg = cfg_of("sbcl")
+  (queues, pointer, key encoder, subclass labels: the clustering is not repeated on resume). Also with 4 steps per
+  compiled call (shuffle-BN groups and the queues inside the scan; the stop splits a group)."""
+  cfg = cfg_of("sbcl", **{"train.steps_per_call": per_call})
   res = loop.train_and_evaluate(cfg, str(tmp_path / "full"))
   spe = loop.setup(cfg).train_input.steps_per_epoch
   assert res["steps"] == 2 * spe

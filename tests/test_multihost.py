@@ -70,16 +70,19 @@ def tree(tmp_path_factory):
   return root  # 12 train images, batch 8 → steps of 8 and 4, two epochs = 4 steps
 
 
-def test_two_processes_preempted_mid_epoch_and_resumed_equal_one_process_with_four_devices(tree, tmp_path):
+@pytest.mark.parametrize("per_call", [1, 3])
+def test_two_processes_preempted_mid_epoch_and_resumed_equal_one_process_with_four_devices(tree, tmp_path, per_call):
   """One 2-process job stops at step 3 (mid-epoch 2; checkpoint saved collectively), a new 2-process job resumes it
-  to the end: the parameters equal an uninterrupted single-process run on 4 devices with the same global batch."""
+  to the end: the parameters equal an uninterrupted single-process run on 4 devices with the same global batch.
+  With 3 steps per call each process stacks its slices of the batches (steps of 8 and 4: one padded group each)."""
   from ltjax.train import loop
-  cfg = build_config({"config": CONFIG, "overrides": dict(_overrides(tree), **{"mesh.num_devices": 4})})
+  over = dict(_overrides(tree), **{"train.steps_per_call": per_call})
+  cfg = build_config({"config": CONFIG, "overrides": dict(over, **{"mesh.num_devices": 4})})
   ref_dir = tmp_path / "single"
   loop.train_and_evaluate(cfg, str(ref_dir))
   ref = _params(ref_dir)
 
-  spec = {"config": CONFIG, "overrides": _overrides(tree), "workdir": str(tmp_path / "multi")}
+  spec = {"config": CONFIG, "overrides": over, "workdir": str(tmp_path / "multi")}
   codes, outs = _run_job(tmp_path, dict(spec, stop_at_step=3))
   assert codes == [143, 143], "\n\n".join(o[-3000:] for o in outs)
   codes, outs = _run_job(tmp_path, spec)

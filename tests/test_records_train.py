@@ -35,9 +35,9 @@ def cfg_for(row, **over):
   return override(c, **over)
 
 
-@pytest.mark.parametrize("row", ["corr_records_mixup", "solar"])
-def test_resume_restores_tables_exactly(tmp_path, row):
-  cfg = cfg_for(row)
+@pytest.mark.parametrize("row,per_call", [("corr_records_mixup", 1), ("solar", 1), ("solar", 3)])
+def test_resume_restores_tables_exactly(tmp_path, row, per_call):
+  cfg = cfg_for(row, **{"train.steps_per_call": per_call})  # 3: the per-example tables updated inside the scan
   spe = loop.setup(cfg).train_input.steps_per_epoch
   full = tmp_path / "full"
   res = loop.train_and_evaluate(cfg, str(full))

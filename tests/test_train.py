@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ltjax import config as config_lib
-from ltjax.train import loop
+from ltjax.data import pipeline
+from ltjax.train import loop, step as step_lib
 from tests.cfgutil import override
 
 
@@ -62,8 +63,11 @@ def test_train_writes_run_directory_and_learns(tmp_path):
   assert all(np.isfinite(l["loss"]) for l in lines if l["split"] == "train")
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
-  cfg = tiny()
+@pytest.mark.parametrize("per_call", [1, 3])
+def test_resume_equals_uninterrupted_run(tmp_path, per_call):
+  """Bitwise, also with 3 steps per call: the preempted run's calls are grouped differently from the uninterrupted
+  run's (stop mid-group, resume mid-epoch), and every step still runs through the same compiled loop body."""
+  cfg = tiny(**{"train.steps_per_call": per_call})
   full = tmp_path / "full"
   loop.train_and_evaluate(cfg, str(full))
   part = tmp_path / "part"
@@ -133,8 +137,62 @@ def test_one_vs_eight_tolerance_catches_per_device_batch_norm(tmp_path, monkeypa
   assert _disagreement(one, buggy) > 2.0
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-  cfg = tiny(**{"train.epochs": 3})
+def test_steps_per_call_agrees_with_single_steps(tmp_path):
+  """4 steps per compiled call (a lax.scan, a short last group padded with skipped steps, the epoch's short last
+  batch in a group of its own) trains like one step per call: the same number of steps, a log row after each call,
+  parameters equal to float reassociation — on 1 device and on 8 (stacked batches sharded along their second
+  axis)."""
+  base = {"train.epochs": 1, "train.log_every": 1, "data.drop_remainder": False}  # the epoch ends in a short batch
+  spe = loop.setup(tiny(**base)).train_input.steps_per_epoch
+  assert spe % 4 != 1, "the epoch should end in a partial group before the short batch's own group"
+  states, logged = [], []
+  for name, over in (("single", {}), ("grouped", {"train.steps_per_call": 4}),
+                     ("grouped8", {"train.steps_per_call": 4, "mesh.num_devices": 8})):
+    cfg = tiny(**{**base, **over})
+    loop.train_and_evaluate(cfg, str(tmp_path / name))
+    state = params_of(str(tmp_path / name), cfg)[0]
+    assert int(state.step) == spe
+    states.append(jax.tree.leaves((state.params, state.batch_stats)))
+    with open(tmp_path / name / "metrics.jsonl") as f:
+      rows = [json.loads(line) for line in f]
+    logged.append([(r["step"], round(r["lr"], 9)) for r in rows if r["split"] == "train"])
+  assert _disagreement(states[0], states[1]) <= 1.0 and _disagreement(states[0], states[2]) <= 1.0
+  # One log row per step with log_every = 1 and one call per step; a grouped call logs once, after its last step.
+  assert [s for s, _ in logged[0]] == list(range(1, spe + 1))
+  full = (spe - 1) // 4 * 4  # steps in full groups; then the rest of the full-sized batches, then the short one
+  expect = list(range(4, full + 1, 4)) + ([spe - 1] if spe - 1 > full else []) + [spe]
+  assert [s for s, _ in logged[1]] == expect == [s for s, _ in logged[2]]
+
+
+def test_group_steps_stacks_and_pads():
+  batches = [{"image": np.full((2, 3, 3, 1), i, np.float32), "label": np.full((2,), i, np.int32)} for i in range(7)]
+  groups = list(pipeline.group_steps(iter(batches), 3, 7))
+  assert [g[1].tolist() for g in groups] == [[True] * 3, [True] * 3, [True, False, False]]
+  assert groups[0][0]["image"].shape == (3, 2, 3, 3, 1) and groups[2][0]["label"].tolist() == [[6, 6], [0, 0], [0, 0]]
+  # n limits what is taken (stop_at_step): the rest of the source stays unread.
+  it = iter(batches)
+  assert [g[1].sum() for g in pipeline.group_steps(it, 3, 4)] == [3, 1] and next(it)["label"][0] == 4
+  # A source shorter than n ends with its last (padded) group.
+  assert [g[1].sum() for g in pipeline.group_steps(iter(batches[:2]), 3, 7)] == [2]
+  # A batch of another shape (the short last batch of an epoch, drop_remainder=False) starts a group of its own.
+  short = {"image": np.ones((1, 3, 3, 1), np.float32), "label": np.full((1,), 9, np.int32)}
+  groups = list(pipeline.group_steps(iter(batches[:4] + [short]), 3, 5))
+  assert [(g[0]["label"].shape, g[1].sum()) for g in groups] == [((3, 2), 3), ((3, 2), 1), ((3, 1), 1)]
+  assert groups[2][0]["label"][:, 0].tolist() == [9, 0, 0]
+
+
+def test_steps_per_call_auto_choice():
+  cifar = {"image": np.zeros((128, 32, 32, 3), np.float32), "label": np.zeros((128,), np.int32)}
+  digits = {"image": np.zeros((64, 8, 8, 3), np.float32), "label": np.zeros((64,), np.int32)}
+  assert step_lib.steps_per_call(0, cifar, "cpu") == step_lib.AUTO_STEPS_PER_CALL > 1
+  assert step_lib.steps_per_call(0, digits, "cpu") == 1
+  assert step_lib.steps_per_call(0, cifar, "gpu") == step_lib.steps_per_call(0, cifar, "tpu") == 1
+  assert step_lib.steps_per_call(3, digits, "gpu") == 3
+
+
+@pytest.mark.parametrize("per_call", [1, 4])
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, per_call):
+  cfg = tiny(**{"train.epochs": 3, "train.steps_per_call": per_call})
   # One good epoch, saved.
   run = loop.setup(cfg)
   spe = run.train_input.steps_per_epoch
@@ -188,6 +246,7 @@ def test_workdir_with_other_config_is_refused(tmp_path):
     ({"loss.name": "nope"}, "loss.name"),
     ({"train_rule": "reweight", "loss.name": "arb"}, "takes no class weights"),
     ({"train.select_on": "val"}, "val_per_class"),
+    ({"train.steps_per_call": -1}, "steps_per_call"),
 ])
 def test_bad_configs_are_rejected_before_anything_runs(over, match):
   with pytest.raises(config_lib.ConfigError, match=match):

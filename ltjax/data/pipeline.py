@@ -20,6 +20,7 @@ device nothing is).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import queue
 import threading
 from typing import Callable, Iterator, Optional, Tuple
@@ -280,6 +281,34 @@ def _batched(ds, batches: Batches, start_step: int) -> Iterator[dict]:
   out = parts[0] if len(parts) == 1 else parts[0].concatenate(parts[1])
   for batch in out.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
     yield batch
+
+
+def group_steps(batches: Iterator[dict], k: int, n: int) -> Iterator[Tuple[dict, np.ndarray]]:
+  """The first n batches of `batches` in consecutive groups of up to k, for a K-steps-per-call train step:
+  (leaves stacked to [k, ...], active bool [k]). A group ends early, padded with zeros (active False), at the n-th
+  batch and before a batch of another shape (an epoch's short last batch when the remainder is kept: it gets a group
+  of its own, one more compiled shape, as the one-step path has).
+  Groups start at the iteration's first batch and every k same-shaped batches after it."""
+
+  def signature(b):
+    return tuple((key, np.shape(v)) for key, v in b.items())
+
+  def stacked(group):
+    pad = k - len(group)
+    return ({key: np.stack([b[key] for b in group] + [np.zeros_like(group[0][key])] * pad) for key in group[0]},
+            np.arange(k) < len(group))
+
+  group: list = []
+  for b in itertools.islice(batches, n):
+    if group and signature(b) != signature(group[0]):
+      yield stacked(group)
+      group = []
+    group.append(b)
+    if len(group) == k:
+      yield stacked(group)
+      group = []
+  if group:
+    yield stacked(group)
 
 
 def prefetch(iterator: Iterator[dict], convert: Callable[[dict], dict], size: int = 2) -> Iterator[dict]:

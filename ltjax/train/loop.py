@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -189,6 +190,13 @@ def _check_workdir_config(workdir: str, cfg) -> None:
                      "two experiments: choose a new --workdir, or rerun with the config stored in config.json.")
 
 
+def _per_step(metrics: list, counts: list, per_call: int) -> list:
+  """Host metrics of a run of calls → one dict per step: a K-step call's [K] leaves hold its first n steps."""
+  if per_call == 1:
+    return metrics
+  return [{k: v[i] for k, v in m.items()} for m, n in zip(metrics, counts) for i in range(n)]
+
+
 def _selection_score(cfg, evals: dict) -> Optional[float]:
   if cfg.train.select_on == "last":
     return math.inf
@@ -228,8 +236,8 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
     log.info("resuming %s at step %d", workdir, int(state.step))
   n_params = int(sum(x.size for x in jax.tree.leaves(state.params)))
 
-  train_step = step_lib.make_train_step(run.method, run.model.apply, run.tx, run.schedule, run.mesh,
-                                        cfg.train.trainable, cfg.train.frozen_bn)
+  step_args = (run.method, run.model.apply, run.tx, run.schedule, run.mesh, cfg.train.trainable, cfg.train.frozen_bn)
+  per_call = None  # steps per compiled call: cfg.train.steps_per_call, or chosen on the first batch (0 = auto)
   eval_step = step_lib.make_eval_step(run.method, run.model.apply, run.mesh)
   writer = MetricWriter(workdir)
   spe = run.train_input.steps_per_epoch
@@ -252,26 +260,42 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
       epoch, start = divmod(step, spe)
       state = run.method.on_epoch_start(epoch, state, run)
       hparams = jax.device_put(run.method.epoch_hparams(epoch), step_lib.replicated(run.mesh))
-      batches = contextlib.closing(pipeline.prefetch(run.train_input.epoch(epoch, start),
-                                                     lambda b: step_lib.to_global(b, run.mesh)))
+      epoch_batches = run.train_input.epoch(epoch, start)
+      if per_call is None:
+        first = next(epoch_batches)
+        per_call = step_lib.steps_per_call(cfg.train.steps_per_call, first, jax.default_backend())
+        epoch_batches = itertools.chain([first], epoch_batches)
+        train_step = (step_lib.make_train_step(*step_args) if per_call == 1 else
+                      step_lib.make_multi_train_step(*step_args))
+        if per_call > 1:
+          log.info("%d train steps per compiled call (config.train.steps_per_call)", per_call)
+      if per_call == 1:
+        calls = pipeline.prefetch(epoch_batches, lambda b: (step_lib.to_global(b, run.mesh), None))
+      else:  # groups of per_call steps, never past the epoch's end or stop_at_step
+        n = spe - start if stop_at_step is None or stop_at_step <= step else min(spe - start, stop_at_step - step)
+        calls = pipeline.prefetch(pipeline.group_steps(epoch_batches, per_call, n),
+                                  lambda g: (step_lib.to_global_stacked(g[0], run.mesh), g[1]))
       bar = _progress(cfg, spe, start, epoch, epochs)
       pending, t0, n_img = [], time.perf_counter(), 0
-      with batches as batch_iter:
-        for batch in batch_iter:
-          if not sized:  # first step: keep the step's temporaries for reuse (main.py set up the malloc policy)
+      with contextlib.closing(calls) as call_iter:
+        for batch, active in call_iter:
+          args = (batch, hparams) if active is None else (batch, jax.device_put(active, step_lib.replicated(run.mesh)),
+                                                         hparams)
+          if not sized:  # first call: keep the step's temporaries for reuse (main.py set up the malloc policy)
             sized = True
-            host_memory.reuse_for_step(train_step, batch, state, batch, hparams)
-          state, m = train_step(state, batch, hparams)
-          pending.append(m)
-          n_img += batch["label"].shape[0]
-          step += 1
+            host_memory.reuse_for_step(train_step, batch, state, *args)
+          state, m = train_step(state, *args)
+          n_steps = 1 if active is None else int(active.sum())
+          pending.append((m, n_steps))
+          n_img += n_steps * batch["label"].shape[0 if active is None else 1]
+          step += n_steps
           end_of_epoch = step % spe == 0
           stop = preempt["flag"] or (stop_at_step is not None and step >= stop_at_step)
-          if len(pending) >= cfg.train.log_every or end_of_epoch or stop:
-            host = jax.device_get(pending)
+          if sum(n for _, n in pending) >= cfg.train.log_every or end_of_epoch or stop:
+            host = _per_step(jax.device_get([m for m, _ in pending]), [n for _, n in pending], per_call)
             losses = np.array([h["loss"] for h in host])
             if not np.all(np.isfinite(losses)):
-              bad = step - len(pending) + int(np.argmin(np.isfinite(losses))) + 1
+              bad = step - len(host) + int(np.argmin(np.isfinite(losses))) + 1
               raise TrainingDiverged(
                   f"the loss became {losses[~np.isfinite(losses)][0]} at step {bad} (epoch {epoch}); nothing after "
                   f"step {last_saved} was saved, and the last good checkpoint is in {workdir}/checkpoints/last. "
@@ -282,7 +306,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
             writer.write(step, "train", avg, epoch=epoch)
             if bar is not None:
               bar.set_postfix(loss=f"{avg['loss']:.4f}", lr=f"{avg['lr']:.4g}", img_s=f"{avg['images_per_sec']:.0f}")
-              bar.update(len(pending))
+              bar.update(len(host))
             pending, t0, n_img = [], time.perf_counter(), 0
           if stop and not end_of_epoch:
             save()

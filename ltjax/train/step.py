@@ -44,6 +44,29 @@ def to_global(batch: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array]:
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
+def to_global_stacked(batches: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array]:
+  """This process's slices of K global batches, leaves [K, B_local, ...] → global [K, B, ...] sharded along 'data'
+  on axis 1 (the input of make_multi_train_step)."""
+  sharding = NamedSharding(mesh, P(None, "data"))
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batches.items()}
+
+
+AUTO_STEPS_PER_CALL = 4
+# A step whose images hold fewer values than this (digits at batch 64: 12,288) has temporaries small enough for
+# glibc to keep between calls; grouping would only add a compile.
+AUTO_MIN_VALUES = 1 << 16
+
+
+def steps_per_call(requested: int, batch: Dict[str, np.ndarray], backend: str) -> int:
+  """Train steps per compiled call: `requested` (config.train.steps_per_call) when > 0; for 0 (auto),
+  AUTO_STEPS_PER_CALL on CPU when the step's image leaves (ndim >= 3) of `batch`, one host batch, hold at least
+  AUTO_MIN_VALUES values, else 1 (GPU/TPU dispatch asynchronously and keep their buffers in a pool)."""
+  if requested > 0:
+    return requested
+  values = sum(int(np.size(v)) for v in batch.values() if np.ndim(v) >= 3)
+  return AUTO_STEPS_PER_CALL if backend == "cpu" and values * jax.process_count() >= AUTO_MIN_VALUES else 1
+
+
 def trainable_mask(params, pattern: str):
   """Pytree of bools: True where the leaf's '/'-joined path (e.g. 'fc/kernel') matches the regex `pattern`
   ('' = all True)."""
@@ -65,9 +88,10 @@ def inference_apply(apply_fn: Callable) -> Callable:
   return apply
 
 
-def make_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransformation,
-                    schedule: Callable, mesh: Mesh, trainable: str = "", frozen_bn: str = "train"):
-  """Returns jitted `step(state, batch, hparams) -> (state, metrics)`; the input state's buffers are donated.
+def train_step_fn(method: Method, apply_fn: Callable, tx: optax.GradientTransformation, schedule: Callable,
+                  trainable: str = "", frozen_bn: str = "train") -> Callable:
+  """The pure, unjitted `step(state, batch, hparams) -> (state, metrics)` that make_train_step and
+  make_multi_train_step compile.
 
   trainable: regex on parameter paths; the others are wrapped in stop_gradient (XLA then skips their backward
     pass; `tx` must also leave them unchanged, see `optim.sgd(frozen=...)`). '' = every parameter trains.
@@ -92,8 +116,47 @@ def make_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransf
                               method_state=method_state)
     return new_state, metrics
 
+  return train_step
+
+
+def make_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransformation,
+                    schedule: Callable, mesh: Mesh, trainable: str = "", frozen_bn: str = "train"):
+  """Returns jitted `step(state, batch, hparams) -> (state, metrics)`; the input state's buffers are donated.
+  Arguments as train_step_fn; batch leaves are [B, ...], sharded along 'data'."""
   rep, dat = replicated(mesh), data_sharded(mesh)
-  return jax.jit(train_step, in_shardings=(rep, dat, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+  return jax.jit(train_step_fn(method, apply_fn, tx, schedule, trainable, frozen_bn),
+                 in_shardings=(rep, dat, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+
+
+def make_multi_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransformation,
+                          schedule: Callable, mesh: Mesh, trainable: str = "", frozen_bn: str = "train"):
+  """Returns jitted `steps(state, batches, active, hparams) -> (state, metrics)`: K train steps in one call.
+
+    batches: leaves [K, B, ...] (K steps' global batches, sharded along 'data' on axis 1);
+    active:  bool [K]; step k runs iff active[k] (a lax.cond, so a skipped step costs nothing and leaves the
+             state untouched: the loop pads a short last group of an epoch with inactive steps);
+    metrics: leaves [K], zero where inactive.
+
+  A lax.scan of the single step, donated state. Why: XLA:CPU allocates an execution's temporaries afresh on every
+  call and the kernel zero-fills them (a ResNet-32 step at batch 128: 452 MB, a quarter of the step on 2 cores);
+  K steps per call allocate them once (docs/BENCHMARKS.md). Every step of a run goes through the same loop body,
+  whatever the grouping, so a resumed run is bitwise equal to an uninterrupted one."""
+  one = train_step_fn(method, apply_fn, tx, schedule, trainable, frozen_bn)
+
+  def steps(state: TrainState, batches, active, hparams):
+    def body(state, xs):
+      batch, on = xs
+
+      def skip(state, batch):
+        shapes = jax.eval_shape(one, state, batch, hparams)[1]
+        return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+      return jax.lax.cond(on, lambda s, b: one(s, b, hparams), skip, state, batch)
+
+    return jax.lax.scan(body, state, (batches, active))
+
+  rep, stacked = replicated(mesh), NamedSharding(mesh, P(None, "data"))
+  return jax.jit(steps, in_shardings=(rep, stacked, rep, rep), out_shardings=(rep, rep), donate_argnums=(0,))
 
 
 def _eval_logits(method: Method, out, state: TrainState):
