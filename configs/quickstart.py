@@ -6,8 +6,9 @@ same code as CIFAR-LT.
 
 Command:
   python main.py --config configs/quickstart.py --workdir runs/quickstart
-Expected: about 35 s on 2 CPU cores; best top-1 97.0% on the balanced test set, many/medium/few 100.0 / 98.3 /
-90.0, ECE 2.1% (measured 2026-12-03 with the oneDNN convolutions, docs/BENCHMARKS.md; 96.3% with XLA's own).
+Expected: about 32 s on 2 CPU cores; best top-1 97.3% on the balanced test set, many/medium/few 100.0 / 97.8 /
+93.3, ECE 1.7% (measured 2026-12-03 with the oneDNN convolutions and the one-pass BatchNorm variance,
+docs/BENCHMARKS.md; 97.0% with LTJAX_BN_VARIANCE=two_pass, 96.3% with XLA's own convolutions as well).
 """
 
 from ltjax.config import default

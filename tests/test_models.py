@@ -136,7 +136,14 @@ def _bn_reference(x, gamma, beta, rm, rv, eps=1e-5, momentum=0.1):
   return y, new_rm, new_rv
 
 
-def test_batchnorm_matches_pytorch_formulas():
+@pytest.fixture(params=["one_pass", "two_pass"])
+def bn_variance(request, monkeypatch):
+  """Runs a test under each train-mode BatchNorm variance formula (LTJAX_BN_VARIANCE)."""
+  monkeypatch.setenv("LTJAX_BN_VARIANCE", request.param)
+  return request.param
+
+
+def test_batchnorm_matches_pytorch_formulas(bn_variance):
   rng = np.random.default_rng(4)
   x = (rng.normal(size=(3, 5, 4, 6)) * rng.uniform(0.5, 3, 6) + rng.normal(size=6)).astype(np.float32)
   bn = BatchNorm()
@@ -165,7 +172,7 @@ def test_batchnorm_matches_pytorch_formulas():
   np.testing.assert_allclose(np.asarray(yb, np.float32), ry, atol=0.1)
 
 
-def test_batchnorm_train_gradient_matches_float64_autodiff_and_numpy():
+def test_batchnorm_train_gradient_matches_float64_autodiff_and_numpy(bn_variance):
   """batch_norm_train's hand-written backward (all three cotangents: y, μ, σ²) against jax autodiff of the plain
   formula in float64 and against the textbook BatchNorm input gradient in numpy; also sharded over 8 devices."""
   from jax.sharding import NamedSharding, PartitionSpec as P
@@ -201,6 +208,32 @@ def test_batchnorm_train_gradient_matches_float64_autodiff_and_numpy():
   sharded = jax.jit(jax.grad(loss(batch_norm_train), argnums=(0, 1, 2)))(xs, gamma, beta)
   for a, b in zip(sharded, ref):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_batchnorm_variance_formulas_against_float64(monkeypatch):
+  """Both formulas give float64's σ² (and y) for activation-like channels (|μ| ≤ 10σ: one_pass within about 1e-5
+  relative, two_pass 1e-8); far off-centre (|μ| = 1000σ) one_pass loses digits (measured 4e-3) and two_pass does not."""
+  from ltjax.models.layers import batch_norm_train
+  rng = np.random.default_rng(11)
+  sd = np.array([1.0, 1.0, 0.5, 2.0, 1e-3, 1.0])
+  mu = np.array([0.0, 1.0, 5.0, -20.0, 0.01, 1000.0])  # |μ|/σ = 0, 1, 10, 10, 10, 1000
+  x = (rng.normal(size=(64, 8, 8, 6)) * sd + mu).astype(np.float32)
+  xd = x.astype(np.float64)
+  var = xd.var((0, 1, 2))
+  one = np.ones(6, np.float32)
+  rel = {}
+  for formula in ("one_pass", "two_pass"):
+    monkeypatch.setenv("LTJAX_BN_VARIANCE", formula)
+    y, m, v = jax.jit(lambda *a: batch_norm_train(*a))(x, one, 0 * one)  # a fresh trace reads the variable
+    rel[formula] = np.abs(np.asarray(v, np.float64) - var) / var
+    np.testing.assert_allclose(m, xd.mean((0, 1, 2)), rtol=1e-6, atol=1e-6 * np.abs(mu).max())
+    assert rel[formula][:5].max() < 5e-5, (formula, rel[formula])
+    yref = (xd - xd.mean((0, 1, 2))) / np.sqrt(var + 1e-5)
+    np.testing.assert_allclose(np.asarray(y)[..., :4], yref[..., :4], atol=2e-4)
+  assert rel["two_pass"].max() < 1e-6 and 1e-4 < rel["one_pass"][5] < 0.1
+  monkeypatch.setenv("LTJAX_BN_VARIANCE", "welford")
+  with pytest.raises(ValueError, match="LTJAX_BN_VARIANCE='welford'.*one_pass, two_pass"):
+    batch_norm_train(x, one, 0 * one)
 
 
 def test_cosine_head_matches_numpy_and_handles_zero_features():
