@@ -271,8 +271,8 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
           log.info("%d train steps per compiled call (config.train.steps_per_call)", per_call)
       if per_call == 1:
         calls = pipeline.prefetch(epoch_batches, lambda b: (step_lib.to_global(b, run.mesh), None))
-      else:  # groups of per_call steps, never past the epoch's end or stop_at_step
-        n = spe - start if stop_at_step is None or stop_at_step <= step else min(spe - start, stop_at_step - step)
+      else:  # groups of per_call steps, never past the epoch's end or stop_at_step (at least one step, as above)
+        n = spe - start if stop_at_step is None else max(1, min(spe - start, stop_at_step - step))
         calls = pipeline.prefetch(pipeline.group_steps(epoch_batches, per_call, n),
                                   lambda g: (step_lib.to_global_stacked(g[0], run.mesh), g[1]))
       bar = _progress(cfg, spe, start, epoch, epochs)
