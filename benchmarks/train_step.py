@@ -76,7 +76,7 @@ def main():
   if k == 1:
     to_device, source = (lambda b: step_lib.to_global(b, mesh)), host_batches()
   else:  # the trainer's grouping: K host batches stacked per call, all active
-    to_device = lambda g: step_lib.to_global_stacked(g[0], mesh)  # noqa: E731
+    to_device = lambda g: step_lib.to_global(g[0], mesh, stacked=True)  # noqa: E731
     source = pipeline.group_steps(host_batches(), k, 1 << 62)
   if a.input:
     it = pipeline.prefetch(source, to_device)

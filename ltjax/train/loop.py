@@ -274,7 +274,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
       else:  # groups of per_call steps, never past the epoch's end or stop_at_step (at least one step, as above)
         n = spe - start if stop_at_step is None else max(1, min(spe - start, stop_at_step - step))
         calls = pipeline.prefetch(pipeline.group_steps(epoch_batches, per_call, n),
-                                  lambda g: (step_lib.to_global_stacked(g[0], run.mesh), g[1]))
+                                  lambda g: (step_lib.to_global(g[0], run.mesh, stacked=True), g[1]))
       bar = _progress(cfg, spe, start, epoch, epochs)
       pending, t0, n_img = [], time.perf_counter(), 0
       with contextlib.closing(calls) as call_iter:

@@ -34,21 +34,16 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def data_sharded(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P("data"))
+def data_sharded(mesh: Mesh, stacked: bool = False) -> NamedSharding:
+  """Batches split along 'data' on their first axis; `stacked`: on their second (K stacked batches [K, B, ...])."""
+  return NamedSharding(mesh, P(None, "data") if stacked else P("data"))
 
 
-def to_global(batch: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array]:
-  """This process's slice of a global batch → global arrays sharded along 'data'."""
-  sharding = data_sharded(mesh)
+def to_global(batch: Dict[str, np.ndarray], mesh: Mesh, stacked: bool = False) -> Dict[str, jax.Array]:
+  """This process's slice of a global batch → global arrays sharded along 'data'. `stacked`: K batches, leaves
+  [K, B_local, ...] → [K, B, ...] (the input of make_multi_train_step)."""
+  sharding = data_sharded(mesh, stacked)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
-
-
-def to_global_stacked(batches: Dict[str, np.ndarray], mesh: Mesh) -> Dict[str, jax.Array]:
-  """This process's slices of K global batches, leaves [K, B_local, ...] → global [K, B, ...] sharded along 'data'
-  on axis 1 (the input of make_multi_train_step)."""
-  sharding = NamedSharding(mesh, P(None, "data"))
-  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batches.items()}
 
 
 AUTO_STEPS_PER_CALL = 4
@@ -155,7 +150,7 @@ def make_multi_train_step(method: Method, apply_fn: Callable, tx: optax.Gradient
 
     return jax.lax.scan(body, state, (batches, active))
 
-  rep, stacked = replicated(mesh), NamedSharding(mesh, P(None, "data"))
+  rep, stacked = replicated(mesh), data_sharded(mesh, stacked=True)
   return jax.jit(steps, in_shardings=(rep, stacked, rep, rep), out_shardings=(rep, rep), donate_argnums=(0,))
 
 
