@@ -18,12 +18,17 @@ pytestmark = pytest.mark.skipif(not onednn.available(), reason=f"oneDNN kernels 
                                 f"{onednn.unavailable_reason()}")
 
 # ResNet shapes beyond test_conv's small cases: the ImageNet stem (7x7 stride 2, pad 3), a CIFAR stage-1 layer,
-# asymmetric padding, a 1x1 stride-2 projection.
+# asymmetric padding, a 1x1 stride-2 projection; strided 1x1 kernels on few input channels (1-5: the case whose
+# weight gradient oneDNN's jit_1x1:avx2 gets wrong on AVX2-only CPUs, routed through a unit-stride subsample).
 MORE = [
     (2, 20, 20, 3, 8, 7, 2, ((3, 3), (3, 3))),
     (4, 16, 16, 16, 16, 3, 1, ((1, 1), (1, 1))),
     (3, 9, 10, 5, 6, 3, 2, ((0, 1), (2, 0))),
     (4, 8, 8, 16, 32, 1, 2, ((0, 0), (0, 0))),
+    (5, 8, 8, 3, 4, 1, 2, ((0, 0), (0, 0))),
+    (8, 8, 8, 4, 4, 1, 2, ((0, 0), (0, 0))),
+    (8, 9, 7, 1, 4, 1, 3, ((0, 0), (0, 0))),
+    (8, 32, 32, 5, 4, 1, 2, ((0, 0), (0, 0))),
 ]
 
 
