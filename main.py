@@ -38,13 +38,11 @@ def main(argv):
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  # Keep TensorFlow (used only by the input pipeline) off any accelerator.
-  import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU")
   from ltjax.config import ConfigError
   from ltjax.data.filelist import SplitFileError
   from ltjax.data.pipeline import ImageDecodeError
   from ltjax.data.sources import DataNotFoundError
+  from ltjax.optional import MissingDependencyError
   from ltjax.train import loop
   from ltjax.train.checkpoint import CheckpointError
   try:
@@ -52,7 +50,7 @@ def main(argv):
   except loop.Preempted as e:
     print(f"preempted: {e}", file=sys.stderr)
     sys.exit(143)
-  except (ConfigError, DataNotFoundError, SplitFileError, ImageDecodeError, CheckpointError,
+  except (ConfigError, DataNotFoundError, SplitFileError, ImageDecodeError, CheckpointError, MissingDependencyError,
           loop.TrainingDiverged) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

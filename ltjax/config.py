@@ -28,8 +28,10 @@ def default() -> ml_collections.ConfigDict:
   c.method = "supervised"  # a key of ltjax.methods.REGISTRY.
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "digits"  # digits | cifar10 | cifar100 | svhn | imagenet_lt | inat2018 | places_lt (+ _tfds variants)
+  # digits | cifar10 | cifar100 | svhn | npz | imagenet_lt | inat2018 | places_lt (+ _tfds variants)
+  c.data.name = "digits"
   c.data.data_dir = ""  # TFDS data dir; "" = TFDS default (~/tensorflow_datasets or $TFDS_DATA_DIR).
+  c.data.path = ""  # data.name = 'npz': a .npz of x_train, y_train, x_test, y_test (uint8 NHWC or NHW images)
   c.data.imb_type = "exp"  # exp | step | none
   c.data.imb_factor = 0.01  # ρ ∈ (0, 1]; the paper's imbalance ratio is 1/ρ.
   c.data.rand_number = 0  # seed of the legacy-RandomState subset selection (spec §1.1).
@@ -38,6 +40,11 @@ def default() -> ml_collections.ConfigDict:
   # many/medium/few (spec §1.7); () = report only the threshold definition.
   c.data.group_bounds = ()
   c.data.drop_remainder = False  # False keeps the last partial batch, as the official loaders do.
+  # Where training batches are made (ltjax/data/device.py, docs/ARCHITECTURE.md "Data paths"): 'device' keeps an
+  # in-memory split on the accelerators and gathers + augments each batch inside the compiled step (no TensorFlow);
+  # 'host' runs tf.data on the host; 'auto' takes 'device' wherever it can run (in-memory data, a method whose
+  # views exist as JAX ops), else 'host'. Evaluation of in-memory splits runs on the devices unless 'host'.
+  c.data.pipeline = "auto"
   # Large-scale datasets (imagenet_lt | inat2018 | places_lt from split files; imagenet_lt_tfds | inat2018_tfds):
   c.data.root = ""  # image root; the split files' paths are relative to it
   c.data.lists_dir = ""  # directory of the split files ("" = data.root)
@@ -206,6 +213,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   _choice("method", cfg.method, methods.REGISTRY)
   _choice("data.name", cfg.data.name, sources.REGISTRY)
   _choice("data.imb_type", cfg.data.imb_type, ("exp", "step", "none"))
+  if cfg.data.name == "npz" and not cfg.data.path:
+    raise ConfigError("config.data.name = 'npz' reads your arrays from config.data.path: pass "
+                      "--config.data.path=FILE.npz (x_train, y_train, x_test, y_test)")
   if not 0.0 < cfg.data.imb_factor <= 1.0:
     raise ConfigError(f"config.data.imb_factor = {cfg.data.imb_factor} must lie in (0, 1] (ρ = 1/imbalance ratio: "
                      "0.01 for ratio 100, 0.02 for 50, 0.1 for 10)")
@@ -290,9 +300,28 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError("config.train.select_on = 'val' needs a validation split: set config.data.val_per_class > 0 "
                       "(CIFAR/SVHN/digits) or config.data.val_list = True (ImageNet-LT)")
   _validate_large_data(cfg)
+  _validate_pipeline(cfg)
   if cfg.mesh.num_devices < 0:
     raise ConfigError("config.mesh.num_devices must be >= 0 (0 = all devices)")
   methods.REGISTRY[cfg.method].validate(cfg)
+
+
+def _validate_pipeline(cfg) -> None:
+  """config.data.pipeline: 'device' needs an in-memory dataset and a method whose views are JAX ops."""
+  from ltjax import methods
+  from ltjax.data import device, sources
+  d = cfg.data
+  _choice("data.pipeline", d.pipeline, device.PIPELINES)
+  if d.pipeline != "device":
+    return
+  if d.name in sources.FILE_BACKED:
+    raise ConfigError(f"config.data.pipeline = 'device' needs an in-memory dataset, but '{d.name}' is read from "
+                      "image files on the host: use config.data.pipeline = 'auto' or 'host'")
+  paths = methods.REGISTRY[cfg.method].pipelines(cfg)
+  if "device" not in paths:
+    raise ConfigError(f"config.data.pipeline = 'device': method '{cfg.method}' makes its training views with "
+                      "TensorFlow ops that have no JAX version yet, so it runs on the host path: use "
+                      "config.data.pipeline = 'auto' or 'host' (docs/ARCHITECTURE.md lists the methods per path)")
 
 
 def _validate_large_data(cfg) -> None:

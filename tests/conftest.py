@@ -17,3 +17,15 @@ import jax  # noqa: E402
 jax.config.update("jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), "ltjax_test_jax_cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_collection_modifyitems(config, items):
+  """Tests marked `tensorflow` are skipped where TensorFlow is not installed (the accelerator machine)."""
+  import pytest
+  from ltjax import optional
+  if optional.available("tensorflow"):
+    return
+  skip = pytest.mark.skip(reason="TensorFlow is not installed")
+  for item in items:
+    if "tensorflow" in item.keywords:
+      item.add_marker(skip)

@@ -182,8 +182,10 @@ def test_group_steps_stacks_and_pads():
 
 
 def test_steps_per_call_auto_choice():
-  cifar = {"image": np.zeros((128, 32, 32, 3), np.float32), "label": np.zeros((128,), np.int32)}
-  digits = {"image": np.zeros((64, 8, 8, 3), np.float32), "label": np.zeros((64,), np.int32)}
+  cifar = step_lib.image_values({"image": np.zeros((128, 32, 32, 3), np.float32), "label": np.zeros((128,), np.int32)})
+  digits = step_lib.image_values({"image": jax.ShapeDtypeStruct((64, 8, 8, 3), np.float32),
+                                  "label": jax.ShapeDtypeStruct((64,), np.int32)})
+  assert (cifar, digits) == (128 * 32 * 32 * 3, 64 * 8 * 8 * 3)
   assert step_lib.steps_per_call(0, cifar, "cpu") == step_lib.AUTO_STEPS_PER_CALL > 1
   assert step_lib.steps_per_call(0, digits, "cpu") == 1
   assert step_lib.steps_per_call(0, cifar, "gpu") == step_lib.steps_per_call(0, cifar, "tpu") == 1

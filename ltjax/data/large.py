@@ -34,6 +34,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from ltjax import optional
 from ltjax.data import filelist
 from ltjax.data.augment import ImageRecipe
 from ltjax.data.sources import Dataset, DataNotFoundError, Split
@@ -140,12 +141,8 @@ def _from_split_files(name: str, spec: LargeSpec, data_cfg) -> Dataset:
 def _from_tfds(name: str, spec: LargeSpec, data_cfg) -> Dataset:
   from ltjax.data import sources
   builder = sources._tfds_builder(spec.tfds_name, data_cfg.data_dir or None)  # fast not-found path
-  import tensorflow as tf
-  import tensorflow_datasets as tfds
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:
-    pass
+  optional.tensorflow(f"reading TFDS dataset '{spec.tfds_name}'")  # kept off any accelerator: JAX owns it
+  tfds = optional.tensorflow_datasets(f"reading TFDS dataset '{spec.tfds_name}'")
   train_s, test_s, val_s = spec.tfds_splits
   wanted = {"train": train_s, "test": test_s}
   if getattr(data_cfg, "val_list", False):

@@ -1,4 +1,5 @@
-"""Deterministic, index-based input (DESIGN principle 1).
+"""Deterministic, index-based input (DESIGN principle 1): the host data path (tf.data), and the epoch orders and
+batch layout that the device data path (`ltjax.data.device`) shares.
 
 The order of epoch e is a pure function of (seed, e) — a permutation, or for resampling a draw with replacement —
 and the pipeline maps those indices to examples. Global batch b of the epoch holds positions [b·B, (b+1)·B); process
@@ -29,6 +30,7 @@ import numpy as np
 
 from ltjax.data import augment
 from ltjax.data.sources import Split
+from ltjax.optional import tensorflow
 
 
 def epoch_order(num_examples: int, seed: int, epoch: int, probabilities: Optional[np.ndarray] = None) -> np.ndarray:
@@ -159,13 +161,40 @@ def cifar_augment(mean, std, crop_padding: int, flip: bool) -> AugmentFn:
   return fn
 
 
+class EpochOrder:
+  """The example order of every epoch: `order(e)` = `order_fn(e)` when it gives one (its length must equal the
+  batch layout's num_examples every epoch), else a permutation of the split's rows or draws with replacement
+  ∝ `probabilities_fn(e)` (`epoch_order`). Shared by the host and device paths, so both see the same orders."""
+
+  def __init__(self, num_rows: int, batches: Batches, seed: int,
+               probabilities_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None,
+               order_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None):
+    self.num_rows, self.batches, self.seed = num_rows, batches, seed
+    self.probabilities_fn = probabilities_fn or (lambda epoch: None)
+    self.order_fn = order_fn or (lambda epoch: None)
+
+  def __call__(self, epoch: int) -> np.ndarray:
+    order = self.order_fn(epoch)
+    if order is None:
+      return epoch_order(self.num_rows, self.seed, epoch, self.probabilities_fn(epoch))
+    order = np.asarray(order, np.int64)
+    if order.ndim != 1 or len(order) != self.batches.num_examples:
+      raise ValueError(f"epoch_order({epoch}) gave {order.shape} indices, but the epoch holds "
+                       f"{self.batches.num_examples}: a method's epoch order must have the same length every epoch")
+    if order.size and (order.min() < 0 or order.max() >= self.num_rows):
+      raise ValueError(f"epoch_order({epoch}) holds indices outside [0, {self.num_rows})")
+    return order
+
+
 class TrainInput:
-  """Augmented training batches of one split: `epoch(e, start_step)` yields numpy dicts.
+  """Augmented training batches of one split through tf.data on the host: `epoch(e, start_step)` yields numpy dicts.
 
   Each batch: what `augment_fn` returns per example (default: image float32 [L,H,W,C], normalised), plus
   label int32 [L] and index int64 [L] (the example's row in the split), with L = this process's share of the global
   batch. A method that needs several views supplies its own `augment_fn` (seeded by the given stateless seed).
   """
+
+  on_device = False
 
   def __init__(self, split: Split, batches: Batches, *, seed: int, mean, std, crop_padding: int, flip: bool,
                probabilities_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None,
@@ -173,8 +202,7 @@ class TrainInput:
                order_fn: Optional[Callable[[int], Optional[np.ndarray]]] = None,
                recipe: Optional[augment.ImageRecipe] = None):
     self.split, self.batches, self.seed = split, batches, seed
-    self.probabilities_fn = probabilities_fn or (lambda epoch: None)
-    self.order_fn = order_fn or (lambda epoch: None)
+    self.order = EpochOrder(len(split.labels), batches, seed, probabilities_fn, order_fn)
     if split.file_backed:
       # File-backed: encoded bytes → example. A method's own augment_fn gets the whole decoded uint8 image.
       recipe = recipe or augment.ImageRecipe()
@@ -189,22 +217,8 @@ class TrainInput:
   def steps_per_epoch(self) -> int:
     return self.batches.steps_per_epoch
 
-  def order(self, epoch: int) -> np.ndarray:
-    """Indices of epoch `epoch`: `order_fn(epoch)` when it gives one (its length must equal the batch layout's
-    num_examples), else a permutation or draws ∝ `probabilities_fn(epoch)`."""
-    order = self.order_fn(epoch)
-    if order is None:
-      return epoch_order(len(self.split.labels), self.seed, epoch, self.probabilities_fn(epoch))
-    order = np.asarray(order, np.int64)
-    if order.ndim != 1 or len(order) != self.batches.num_examples:
-      raise ValueError(f"epoch_order({epoch}) gave {order.shape} indices, but the epoch holds "
-                       f"{self.batches.num_examples}: a method's epoch order must have the same length every epoch")
-    if order.size and (order.min() < 0 or order.max() >= len(self.split.labels)):
-      raise ValueError(f"epoch_order({epoch}) holds indices outside [0, {len(self.split.labels)})")
-    return order
-
   def epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
-    import tensorflow as tf
+    tf = tensorflow("the host input pipeline (tf.data)")
     order = self.order(epoch)
     pos = self.batches.local_positions(start_step)
     idx = order[pos]
@@ -246,7 +260,7 @@ class EvalInput:
     self.num_examples = n
 
   def __iter__(self) -> Iterator[dict]:
-    import tensorflow as tf
+    tf = tensorflow("the host evaluation pipeline (tf.data)")
     pos = self.batches.local_positions(0)
     real = pos < self.num_examples
     idx = np.where(real, pos, 0)

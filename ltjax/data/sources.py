@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ltjax import optional
 from ltjax.data import imbalance
 
 log = logging.getLogger("ltjax")
@@ -128,10 +129,12 @@ class Raw:
   num_classes: int
   n_full: float  # N of the count formulas
   class_order: Tuple[int, ...]  # order in which classes receive the position-indexed counts
-  mean: Tuple[float, ...]
-  std: Tuple[float, ...]
+  mean: Optional[Tuple[float, ...]]  # None: computed from the selected training subset
+  std: Optional[Tuple[float, ...]]
   crop_padding: int = 4
   flip: bool = True
+  # imb_type 'none' keeps every training image (the data's own imbalance) instead of N per class.
+  natural: bool = False
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -162,6 +165,95 @@ def _digits(data_cfg) -> Raw:
   # accuracy after 8 epochs against 93% without), and mirrored digits are other symbols.
   return Raw(train, full.take(test), 10, n_full, tuple(range(10)), DIGITS_MEAN, DIGITS_STD, crop_padding=0,
              flip=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# arrays a user brings (.npz), no TensorFlow
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _npz_error(path: str, what: str) -> ValueError:
+  return ValueError(f"--config.data.path={path}: {what}. Expected a .npz holding x_train, y_train, x_test, y_test: "
+                    "images uint8 [N, H, W, C] (or [N, H, W] for one channel), labels integers 0..C-1 [N] "
+                    "(np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...))")
+
+
+def load_npz_arrays(path: str) -> Dict[str, np.ndarray]:
+  """The four arrays of a user's .npz, checked: images uint8 [N, H, W, C] (NHW gains C = 1), labels int32 [N] in
+  [0, C) with every class present in x_train, train and test images of one shape. Errors name the file and what is
+  wrong."""
+  if not path or not os.path.isfile(path):
+    raise DataNotFoundError(f"--config.data.path={path!r}: no such file (data.name='npz' reads x_train, y_train, "
+                            "x_test, y_test from a .npz)")
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      missing = [k for k in NPZ_KEYS if k not in z.files]
+      if missing:
+        raise _npz_error(path, f"missing array(s) {missing} (found {sorted(z.files)})")
+      arrays = {k: z[k] for k in NPZ_KEYS}
+  except (OSError, EOFError, ValueError) as e:
+    if isinstance(e, ValueError) and str(e).startswith("--config.data.path"):
+      raise
+    raise _npz_error(path, f"cannot read it as .npz ({type(e).__name__}: {e})") from None
+  for split in ("train", "test"):
+    x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+    if x.dtype != np.uint8 or x.ndim not in (3, 4):
+      raise _npz_error(path, f"x_{split} is {x.dtype} {list(x.shape)}, not uint8 NHWC / NHW")
+    if x.ndim == 3:
+      arrays[f"x_{split}"] = x = x[..., None]
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+      raise _npz_error(path, f"y_{split} is {y.dtype} {list(y.shape)}, not {len(x)} integer labels")
+    if len(y) == 0:
+      raise _npz_error(path, f"x_{split} is empty")
+    arrays[f"y_{split}"] = y.astype(np.int64)
+  if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+    raise _npz_error(path, f"x_train images are {list(arrays['x_train'].shape[1:])} but x_test images are "
+                           f"{list(arrays['x_test'].shape[1:])}")
+  y_train, y_test = arrays["y_train"], arrays["y_test"]
+  num_classes = int(y_train.max()) + 1
+  if y_train.min() < 0 or y_test.min() < 0 or y_test.max() >= num_classes:
+    raise _npz_error(path, f"labels must lie in [0, C) with C = max(y_train) + 1 = {num_classes}; y_test spans "
+                           f"[{y_test.min()}, {y_test.max()}]")
+  empty = np.flatnonzero(np.bincount(y_train, minlength=num_classes) == 0)
+  if empty.size:
+    raise _npz_error(path, f"class(es) {empty[:10].tolist()} have no training images")
+  arrays["y_train"], arrays["y_test"] = y_train.astype(np.int32), y_test.astype(np.int32)
+  return arrays
+
+
+def _npz(data_cfg) -> Raw:
+  """User arrays from `data_cfg.path` (`load_npz_arrays`), in memory, classes 0..C−1 in label order.
+
+  imb_type 'exp'/'step' select the long-tailed subset with N = the smallest class's training count (a balanced set:
+  its per-class size), so every class can supply its count; 'none' keeps every training image (the data's own
+  imbalance). Normalisation statistics: per channel over the selected training subset (pixels in [0, 1]), unless
+  data.mean / data.std are set. Augmentation by image size: random crop with zero padding ⌊H/8⌋ and horizontal
+  flip for images of side ≥ 16 (32×32: padding 4, the CIFAR recipe); neither for smaller ones (as the 8×8 digits).
+  """
+  a = load_npz_arrays(data_cfg.path)
+  x, y = a["x_train"], a["y_train"]
+  num_classes = int(y.max()) + 1
+  counts = np.bincount(y, minlength=num_classes)
+  side = min(x.shape[1], x.shape[2])
+  train = Split(x, y, np.arange(len(y), dtype=np.int64))
+  test = Split(a["x_test"], a["y_test"], np.arange(len(a["y_test"]), dtype=np.int64))
+  return Raw(train, test, num_classes, int(counts.min()), tuple(range(num_classes)), None, None,
+             crop_padding=side // 8 if side >= 16 else 0, flip=side >= 16, natural=True)
+
+
+def pixel_statistics(images: np.ndarray) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+  """Per-channel mean and standard deviation of uint8 images [N, H, W, C] scaled to [0, 1] (float64 sums)."""
+  x = images.reshape(-1, images.shape[-1])
+  n = x.shape[0]
+  total, total_sq = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+  for start in range(0, n, 1 << 20):  # chunks: no float64 copy of the whole split
+    c = x[start:start + (1 << 20)].astype(np.float64) / 255.0
+    total += c.sum(0)
+    total_sq += np.square(c).sum(0)
+  mean = total / n
+  std = np.sqrt(np.maximum(total_sq / n - np.square(mean), 0.0))
+  return tuple(float(m) for m in mean), tuple(float(max(v, 1e-6)) for v in std)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -214,7 +306,7 @@ def _not_found(name: str, builder, data_dir: Optional[str], detail: str = "") ->
 def _tfds_builder(name: str, data_dir: Optional[str]):
   """The TFDS builder of `name`, after checking that its data is prepared. Never downloads; answers in about a
   second when the data is missing (before TensorFlow itself is imported)."""
-  import tensorflow_datasets as tfds  # light: TFDS imports TensorFlow lazily
+  tfds = optional.tensorflow_datasets(f"reading TFDS dataset '{name}'")  # light: TFDS imports TensorFlow lazily
   builder = tfds.builder(name, data_dir=data_dir)
   if not builder.is_prepared():
     # `is_prepared()` is also False under `tfds.testing.mock_data` (it patches `as_dataset`, not the data dir), so
@@ -231,12 +323,8 @@ def _tfds_splits(name: str, data_dir: Optional[str], splits: Sequence[str],
                  label_key: str = "label") -> Dict[str, Split]:
   """Loads whole TFDS splits as numpy, in original order when the example ids allow it. Never downloads."""
   builder = _tfds_builder(name, data_dir or None)
-  import tensorflow as tf
-  import tensorflow_datasets as tfds
-  try:  # keep TensorFlow off any accelerator: JAX owns it
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:  # devices already initialised
-    pass
+  optional.tensorflow(f"reading TFDS dataset '{name}'")  # kept off any accelerator: JAX owns it
+  tfds = optional.tensorflow_datasets(f"reading TFDS dataset '{name}'")
   out = {}
   for split in splits:
     ds = builder.as_dataset(split=split, shuffle_files=False)
@@ -260,6 +348,7 @@ def _tfds_splits(name: str, data_dir: Optional[str], splits: Sequence[str],
 
 # ltjax name → TFDS builder name.
 TFDS_NAMES = {"cifar10": "cifar10", "cifar100": "cifar100", "svhn": "svhn_cropped"}
+TFDS_BACKED = frozenset(TFDS_NAMES) | frozenset(("imagenet_lt_tfds", "inat2018_tfds"))
 
 
 def _cifar(name: str, num_classes: int) -> Callable[..., Raw]:
@@ -293,6 +382,7 @@ REGISTRY: Dict[str, Callable[..., Any]] = {
     "cifar10": _cifar("cifar10", 10),
     "cifar100": _cifar("cifar100", 100),
     "svhn": _svhn,
+    "npz": _npz,  # arrays a user brings: config.data.path
     # Large-scale (spec §1.3), file-backed: split files under config.data.root, or TFDS (encoded images).
     "imagenet_lt": _large("imagenet_lt"),
     "inat2018": _large("inat2018"),
@@ -300,6 +390,8 @@ REGISTRY: Dict[str, Callable[..., Any]] = {
     "imagenet_lt_tfds": _large("imagenet_lt_tfds"),
     "inat2018_tfds": _large("inat2018_tfds"),
 }
+# Sources whose splits are file-backed (decoded by the host pipeline); every other source is held in memory.
+FILE_BACKED = frozenset(("imagenet_lt", "inat2018", "places_lt", "imagenet_lt_tfds", "inat2018_tfds"))
 
 
 def _get(cfg, key, default):
@@ -336,7 +428,10 @@ def load(data_cfg) -> Dataset:
   raw = REGISTRY[name](data_cfg)
   if isinstance(raw, Dataset):  # large-scale: the split files define the long tail
     return raw
-  counts = imbalance.class_counts(raw.n_full, raw.num_classes, data_cfg.imb_type, data_cfg.imb_factor)
+  if raw.natural and data_cfg.imb_type == "none":  # the data's own imbalance: every training image
+    counts = np.bincount(raw.train.labels, minlength=raw.num_classes)[list(raw.class_order)].astype(np.int64)
+  else:
+    counts = imbalance.class_counts(raw.n_full, raw.num_classes, data_cfg.imb_type, data_cfg.imb_factor)
   shuffle_seed = int(_get(data_cfg, "count_shuffle_seed", -1))
   if shuffle_seed >= 0:
     counts = imbalance.shuffle_counts(counts, shuffle_seed)
@@ -364,7 +459,8 @@ def load(data_cfg) -> Dataset:
   if semi is not None and _get(semi, "pseudo_labels", ""):
     train, info = unlabeled.merge(train, counts, raw.class_order, raw.num_classes, semi,
                                   _get(data_cfg, "data_dir", "") or None, rng)
-  mean, std = tuple(_get(data_cfg, "mean", ())) or raw.mean, tuple(_get(data_cfg, "std", ())) or raw.std
+  own_mean, own_std = (raw.mean, raw.std) if raw.mean is not None else pixel_statistics(train.images)
+  mean, std = tuple(_get(data_cfg, "mean", ())) or own_mean, tuple(_get(data_cfg, "std", ())) or own_std
   channels = raw.train.images.shape[-1]
   if len(mean) != channels or len(std) != channels:
     raise ValueError(f"{name}: data.mean {mean} / data.std {std} need one value per channel ({channels})")

@@ -65,9 +65,21 @@ class Method:
     steps_per_epoch from `len(epoch_order(0, seed))` (e.g. a class-aware sampler, `ltjax.data.samplers`)."""
     return None
 
+  @staticmethod
+  def pipelines(cfg: ml_collections.ConfigDict) -> Tuple[str, ...]:
+    """The data paths this method's training views can run on (config.data.pipeline): 'device' (the views as JAX
+    ops inside the compiled step, `device_augment`, or the dataset's standard recipe) and 'host' (tf.data,
+    `train_augment`, or the standard recipe). A method whose views exist only as TF ops returns ('host',)."""
+    return ("device", "host")
+
   def train_augment(self, data) -> Optional[Callable]:
-    """Per-example TF augmentation `(uint8 image, int64[2] seed) -> {name: tensor}` for training batches (several
-    views, say), or None for the dataset's standard single-view recipe. `data` is the loaded sources.Dataset."""
+    """Host path: per-example TF augmentation `(uint8 image, int64[2] seed) -> {name: tensor}` for training batches
+    (several views, say), or None for the dataset's standard single-view recipe. `data` is the loaded Dataset."""
+    return None
+
+  def device_augment(self, data) -> Optional[Callable]:
+    """Device path: the same views as JAX ops, `(uint8 images [B, H, W, C], raw keys uint32 [B, 2]) -> {name: array
+    [B, ...]}` (`ltjax.data.device_augment`), or None for the dataset's standard recipe."""
     return None
 
   def on_epoch_start(self, epoch: int, state: PyTree, run) -> PyTree:

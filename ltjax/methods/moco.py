@@ -121,6 +121,11 @@ class MoCo(Method):
                 jitter_p=float(m.jitter_p), gray_p=float(m.gray_p), blur_sigma=tuple(m.blur_sigma),
                 blur_p=float(m.blur_p), flip=bool(m.flip))
 
+  @staticmethod
+  def pipelines(cfg):
+    """Host only: the aug-plus views (RandomResizedCrop, ColorJitter, grayscale, blur) are TF ops."""
+    return ("host",)
+
   def train_augment(self, data):
     # setup() calls this before create_state: remember what init_state needs to shape the key encoder.
     self._num_classes = int(data.num_classes)

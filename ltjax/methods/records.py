@@ -177,6 +177,11 @@ class _PartialLabel(Method):
     if self.candidates is None:
       raise RuntimeError(f"method '{self.name}' needs bind_data(dataset) before init_state (the trainer calls it)")
 
+  @staticmethod
+  def pipelines(cfg):
+    """Host only: the weak/strong views (resized crop, ColorJitter, RandAugment, Cutout) are TF ops."""
+    return ("host",)
+
   def train_augment(self, data):
     from ltjax.data import records_augment
     mean, std = self.train_stats

@@ -154,6 +154,11 @@ class SBCL(Method):
 
     return view
 
+  @staticmethod
+  def pipelines(cfg):
+    """Host only: the two SupCon views (RandomResizedCrop, ColorJitter, grayscale) are TF ops."""
+    return ("host",)
+
   def train_augment(self, data):
     import tensorflow as tf
     view = self._view_fn(data)

@@ -24,8 +24,8 @@ import ml_collections
 import numpy as np
 
 from ltjax import config as config_lib
-from ltjax import host_memory, methods, metrics
-from ltjax.data import pipeline, sources
+from ltjax import host_memory, methods, metrics, optional
+from ltjax.data import device, device_augment, pipeline, sources
 from ltjax.data.stats import ClassStats
 from ltjax.models import create_model
 from ltjax.train import optim, pretrained as pretrained_lib, step as step_lib
@@ -58,18 +58,32 @@ class Run:
   method: methods.Method
   model: Any
   mesh: Any
-  train_input: pipeline.TrainInput
+  train_input: Any  # pipeline.TrainInput (host, tf.data) or device.DeviceTrainInput (device data path)
   schedule: Any
   tx: Any
+  eval_on_device: bool = False  # evaluation splits on the devices (in-memory data, data.pipeline != 'host')
+  cache: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)  # device splits, compiled evals
+
+  @property
+  def eval_batch_size(self) -> int:
+    """Evaluation pads its last batch anyway, so the batch is rounded up to a multiple of the device count."""
+    n_dev = self.mesh.devices.size
+    return -(-self.cfg.train.eval_batch_size // n_dev) * n_dev
 
   def eval_input(self, split: str) -> pipeline.EvalInput:
     data = getattr(self.data, split)
-    n_dev = self.mesh.devices.size
-    # Evaluation pads its last batch anyway, so round the batch up to a multiple of the device count.
-    size = -(-self.cfg.train.eval_batch_size // n_dev) * n_dev
-    b = pipeline.Batches(len(data.labels), size, n_dev,
+    b = pipeline.Batches(len(data.labels), self.eval_batch_size, self.mesh.devices.size,
                          jax.process_index(), jax.process_count())
     return pipeline.EvalInput(data, b, mean=self.data.mean, std=self.data.std, recipe=self.data.recipe)
+
+  def device_split(self, split: str) -> device.DeviceEvalInput:
+    """The split `split` of `self.data` on the devices, uploaded on first use (again if `data` was replaced)."""
+    data = getattr(self.data, split)
+    held = self.cache.get(f"split/{split}")
+    if held is None or held.split is not data:
+      held = device.DeviceEvalInput(data, self.eval_batch_size, self.mesh)
+      self.cache[f"split/{split}"] = held
+    return held
 
 
 def _head(cfg) -> str:
@@ -96,13 +110,23 @@ def setup(cfg: ml_collections.ConfigDict) -> Run:
   order_fn = lambda epoch: method.epoch_order(epoch, cfg.seed)  # noqa: E731
   first = order_fn(0)
   epoch_len = len(data.train.labels) if first is None else len(first)
-  batches = pipeline.Batches(epoch_len, cfg.train.batch_size, mesh.devices.size, jax.process_index(),
-                             jax.process_count(), cfg.data.drop_remainder)
-  train_input = pipeline.TrainInput(data.train, batches, seed=cfg.seed, mean=data.mean, std=data.std,
-                                    crop_padding=data.crop_padding, flip=data.flip,
-                                    probabilities_fn=method.sampling_probabilities,
-                                    augment_fn=method.train_augment(data), order_fn=order_fn,
-                                    recipe=data.recipe)
+  train_path = device.choose(cfg.data.pipeline, type(method).pipelines(cfg), data.train.file_backed)
+  if train_path == "device":  # the global layout: every process builds the whole batch on its devices' slices
+    batches = pipeline.Batches(epoch_len, cfg.train.batch_size, mesh.devices.size, 0, 1, cfg.data.drop_remainder)
+    order = pipeline.EpochOrder(len(data.train.labels), batches, cfg.seed, method.sampling_probabilities, order_fn)
+    augment_fn = method.device_augment(data) or device_augment.standard(data.mean, data.std, data.crop_padding,
+                                                                       data.flip)
+    train_input = device.DeviceTrainInput(data.train, batches, mesh, seed=cfg.seed, order=order,
+                                          augment_fn=augment_fn)
+  else:
+    batches = pipeline.Batches(epoch_len, cfg.train.batch_size, mesh.devices.size, jax.process_index(),
+                               jax.process_count(), cfg.data.drop_remainder)
+    train_input = pipeline.TrainInput(data.train, batches, seed=cfg.seed, mean=data.mean, std=data.std,
+                                      crop_padding=data.crop_padding, flip=data.flip,
+                                      probabilities_fn=method.sampling_probabilities,
+                                      augment_fn=method.train_augment(data), order_fn=order_fn,
+                                      recipe=data.recipe)
+  eval_on_device = cfg.data.pipeline != "host" and not data.test.file_backed
   model_kw = dict(num_classes=data.num_classes, head=_head(cfg), dtype=cfg.model.dtype)
   model_kw.update(method.model_kwargs())
   model = create_model(cfg.model.name, **model_kw)
@@ -113,7 +137,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Run:
     frozen = lambda params: jax.tree.map(lambda t: not t, step_lib.trainable_mask(params, cfg.train.trainable))  # noqa: E731
   tx = optim.sgd(schedule, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
                  nesterov=cfg.optim.nesterov, frozen=frozen)
-  return Run(cfg, data, stats, method, model, mesh, train_input, schedule, tx)
+  return Run(cfg, data, stats, method, model, mesh, train_input, schedule, tx, eval_on_device)
 
 
 def create_state(run: Run, seed: int, pretrained: bool = False) -> TrainState:
@@ -131,20 +155,36 @@ def create_state(run: Run, seed: int, pretrained: bool = False) -> TrainState:
   return jax.device_put(state, step_lib.replicated(run.mesh))
 
 
+def _gather(x) -> np.ndarray:
+  """A global array → the whole of it as numpy on every process."""
+  from jax.experimental import multihost_utils
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True)) if jax.process_count() > 1 else np.asarray(x)
+
+
+def _predict_on_device(run: Run, state: TrainState, split: str, with_features: bool) -> dict:
+  held = run.device_split(split)
+  key = f"eval/{with_features}"
+  if key not in run.cache:
+    run.cache[key] = step_lib.make_device_eval(run.method, run.model.apply, run.mesh, run.data.mean, run.data.std,
+                                               with_features)
+  out = run.cache[key](state, held.images)
+  n = held.num_examples
+  host = {k: _gather(v).reshape((-1,) + v.shape[2:])[:n] for k, v in out.items()}
+  return dict(host, labels=np.asarray(held.split.labels, np.int32), index=np.arange(n, dtype=np.int64))
+
+
 def predict(run: Run, state: TrainState, split: str, eval_step=None, with_features: bool = False):
   """Evaluation outputs of a split on the host, in split order: {'logits' [N,C], 'labels' [N], 'index' [N]} and
-  'features' [N,D] when asked. Every process gets the whole split."""
-  from jax.experimental import multihost_utils
+  'features' [N,D] when asked. Every process gets the whole split. In-memory splits are evaluated on the devices in
+  one call (`run.eval_on_device`; `eval_step` is then not used), file-backed ones batch by batch through tf.data."""
+  if run.eval_on_device:
+    return _predict_on_device(run, state, split, with_features)
   eval_step = eval_step or step_lib.make_eval_step(run.method, run.model.apply, run.mesh, with_features)
   outs = {}
-
-  def gather(x):
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True)) if jax.process_count() > 1 else np.asarray(x)
-
   for batch in run.eval_input(split):
     out = eval_step(state, step_lib.to_global({"image": batch["image"]}, run.mesh))
-    host = {k: np.asarray(multihost_utils.process_allgather(v, tiled=True)) for k, v in out.items()}
-    host.update(labels=gather(batch["label"]), index=gather(batch["index"]), mask=gather(batch["mask"]))
+    host = {k: _gather(v) for k, v in out.items()}
+    host.update(labels=_gather(batch["label"]), index=_gather(batch["index"]), mask=_gather(batch["mask"]))
     for k, v in host.items():
       outs.setdefault(k, []).append(v)
   out = {k: np.concatenate(v) for k, v in outs.items()}
@@ -173,6 +213,20 @@ def training_diagnostics(run: Run, state: TrainState, split: str = "test") -> Di
   return out
 
 
+def _import_optional(cfg) -> None:
+  """Imports TensorFlow / TFDS when the run needs them, before anything is loaded or written: a missing one is a
+  one-line MissingDependencyError at once, not a traceback after the data has loaded."""
+  d = cfg.data
+  if d.name in sources.FILE_BACKED:
+    optional.tensorflow(f"dataset '{d.name}' (images decoded by the host input pipeline)")
+  elif device.choose(d.pipeline, methods.REGISTRY[cfg.method].pipelines(cfg), False) == "host":
+    optional.tensorflow("config.data.pipeline = 'host' (tf.data)" if d.pipeline == "host" else
+                        f"method '{cfg.method}' (its training views are TensorFlow ops: it trains on the host data "
+                        "path)")
+  if d.name in sources.TFDS_BACKED:
+    optional.tensorflow_datasets(f"dataset '{d.name}' (read from TFDS)")
+
+
 def _check_workdir_config(workdir: str, cfg) -> None:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
@@ -188,6 +242,74 @@ def _check_workdir_config(workdir: str, cfg) -> None:
     shown = ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in diff[:8])
     raise config_lib.ConfigError(f"--workdir {workdir} holds a run with a different config ({shown}). Resuming it would mix "
                      "two experiments: choose a new --workdir, or rerun with the config stored in config.json.")
+
+
+class _Stepper:
+  """A run's compiled train steps, and the calls that take an epoch's steps through them: on the host path a
+  tf.data batch (or a group of `per_call` stacked batches) per call, on the device path nothing but the step
+  counter and the epoch's device-resident order. `per_call` (steps per compiled call) is fixed on the first epoch:
+  config.train.steps_per_call, or the auto choice from the size of one global step's images."""
+
+  def __init__(self, run: Run):
+    self.run = run
+    cfg = run.cfg
+    self.step_args = (run.method, run.model.apply, run.tx, run.schedule, run.mesh, cfg.train.trainable,
+                      cfg.train.frozen_bn)
+    self.per_call: Optional[int] = None
+    self.fns: Dict[Any, Any] = {}
+
+  def _choose(self, values: int) -> None:
+    self.per_call = step_lib.steps_per_call(self.run.cfg.train.steps_per_call, values, jax.default_backend())
+    if self.per_call > 1:
+      log.info("%d train steps per compiled call (config.train.steps_per_call)", self.per_call)
+
+  def calls(self, epoch: int, start: int, n: int, hparams):
+    """Yields (jitted step, its arguments after the state, steps it runs, images it trains on, a batch or its
+    shapes) for steps [start, start + n) of `epoch` (the one-step host path stops only when the caller does)."""
+    if self.run.train_input.on_device:
+      yield from self._device_calls(epoch, start, n, hparams)
+    else:
+      yield from self._host_calls(epoch, start, n, hparams)
+
+  def _host_calls(self, epoch, start, n, hparams):
+    mesh = self.run.mesh
+    batches = self.run.train_input.epoch(epoch, start)
+    if self.per_call is None:
+      first = next(batches)
+      self._choose(step_lib.image_values(first) * jax.process_count())
+      batches = itertools.chain([first], batches)
+    k = self.per_call
+    if "host" not in self.fns:
+      make = step_lib.make_train_step if k == 1 else step_lib.make_multi_train_step
+      self.fns["host"] = make(*self.step_args)
+    fn = self.fns["host"]
+    if k == 1:
+      it = pipeline.prefetch(batches, lambda b: step_lib.to_global(b, mesh))
+    else:
+      it = pipeline.prefetch(pipeline.group_steps(batches, k, n),
+                             lambda g: (step_lib.to_global(g[0], mesh, stacked=True), g[1]))
+    with contextlib.closing(it):
+      for item in it:
+        if k == 1:
+          yield fn, (item, hparams), 1, item["label"].shape[0], item
+        else:
+          batch, active = item
+          count = int(active.sum())
+          yield (fn, (batch, jax.device_put(active, step_lib.replicated(mesh)), hparams), count,
+                 count * batch["label"].shape[1], batch)
+
+  def _device_calls(self, epoch, start, n, hparams):
+    ti = self.run.train_input
+    if self.per_call is None:
+      self._choose(step_lib.image_values(ti.batch_shapes(ti.batches.global_batch)))
+    k = self.per_call
+    data = ti.arrays(epoch)
+    rep = step_lib.replicated(self.run.mesh)
+    for size, count in ti.groups(start, n, k):
+      if size not in self.fns:
+        self.fns[size] = step_lib.make_device_train_step(*self.step_args, feed=ti, batch_size=size, per_call=k)
+      args = (data, hparams) if k == 1 else (data, jax.device_put(np.arange(k) < count, rep), hparams)
+      yield self.fns[size], args, count, count * size, ti.batch_shapes(size)
 
 
 def _per_step(metrics: list, counts: list, per_call: int) -> list:
@@ -210,6 +332,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   `stop_at_step`: behave as if preempted once the state reaches that step (save, then raise Preempted).
   """
   config_lib.validate(cfg)
+  _import_optional(cfg)
   os.makedirs(workdir, exist_ok=True)
   _check_workdir_config(workdir, cfg)
   ckpt_root = os.path.join(workdir, "checkpoints", "last")
@@ -236,8 +359,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
     log.info("resuming %s at step %d", workdir, int(state.step))
   n_params = int(sum(x.size for x in jax.tree.leaves(state.params)))
 
-  step_args = (run.method, run.model.apply, run.tx, run.schedule, run.mesh, cfg.train.trainable, cfg.train.frozen_bn)
-  per_call = None  # steps per compiled call: cfg.train.steps_per_call, or chosen on the first batch (0 = auto)
+  stepper = _Stepper(run)
   eval_step = step_lib.make_eval_step(run.method, run.model.apply, run.mesh)
   writer = MetricWriter(workdir)
   spe = run.train_input.steps_per_epoch
@@ -260,39 +382,25 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
       epoch, start = divmod(step, spe)
       state = run.method.on_epoch_start(epoch, state, run)
       hparams = jax.device_put(run.method.epoch_hparams(epoch), step_lib.replicated(run.mesh))
-      epoch_batches = run.train_input.epoch(epoch, start)
-      if per_call is None:
-        first = next(epoch_batches)
-        per_call = step_lib.steps_per_call(cfg.train.steps_per_call, first, jax.default_backend())
-        epoch_batches = itertools.chain([first], epoch_batches)
-        train_step = (step_lib.make_train_step(*step_args) if per_call == 1 else
-                      step_lib.make_multi_train_step(*step_args))
-        if per_call > 1:
-          log.info("%d train steps per compiled call (config.train.steps_per_call)", per_call)
-      if per_call == 1:
-        calls = pipeline.prefetch(epoch_batches, lambda b: (step_lib.to_global(b, run.mesh), None))
-      else:  # groups of per_call steps, never past the epoch's end or stop_at_step (at least one step, as above)
-        n = spe - start if stop_at_step is None else max(1, min(spe - start, stop_at_step - step))
-        calls = pipeline.prefetch(pipeline.group_steps(epoch_batches, per_call, n),
-                                  lambda g: (step_lib.to_global(g[0], run.mesh, stacked=True), g[1]))
+      # Calls never run past the epoch's end or stop_at_step (at least one step, as the one-step path does).
+      n = spe - start if stop_at_step is None else max(1, min(spe - start, stop_at_step - step))
+      calls = stepper.calls(epoch, start, n, hparams)
       bar = _progress(cfg, spe, start, epoch, epochs)
       pending, t0, n_img = [], time.perf_counter(), 0
       with contextlib.closing(calls) as call_iter:
-        for batch, active in call_iter:
-          args = (batch, hparams) if active is None else (batch, jax.device_put(active, step_lib.replicated(run.mesh)),
-                                                         hparams)
+        for train_step, args, n_steps, n_images, probe in call_iter:
           if not sized:  # first call: keep the step's temporaries for reuse (main.py set up the malloc policy)
             sized = True
-            host_memory.reuse_for_step(train_step, batch, state, *args)
+            host_memory.reuse_for_step(train_step, probe, state, *args)
           state, m = train_step(state, *args)
-          n_steps = 1 if active is None else int(active.sum())
           pending.append((m, n_steps))
-          n_img += n_steps * batch["label"].shape[0 if active is None else 1]
+          n_img += n_images
           step += n_steps
           end_of_epoch = step % spe == 0
           stop = preempt["flag"] or (stop_at_step is not None and step >= stop_at_step)
-          if sum(n for _, n in pending) >= cfg.train.log_every or end_of_epoch or stop:
-            host = _per_step(jax.device_get([m for m, _ in pending]), [n for _, n in pending], per_call)
+          if sum(c for _, c in pending) >= cfg.train.log_every or end_of_epoch or stop:
+            host = _per_step(jax.device_get([m for m, _ in pending]), [c for _, c in pending],
+                             stepper.per_call)
             losses = np.array([h["loss"] for h in host])
             if not np.all(np.isfinite(losses)):
               bad = step - len(host) + int(np.argmin(np.isfinite(losses))) + 1

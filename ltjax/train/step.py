@@ -15,6 +15,7 @@ import numpy as np
 import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from ltjax.data import device
 from ltjax.methods.base import Method
 from ltjax.train import optim
 from ltjax.train.state import TrainState
@@ -52,14 +53,18 @@ AUTO_STEPS_PER_CALL = 4
 AUTO_MIN_VALUES = 1 << 16
 
 
-def steps_per_call(requested: int, batch: Dict[str, np.ndarray], backend: str) -> int:
+def image_values(batch) -> int:
+  """Values in the image leaves (ndim >= 3) of a batch: a dict of arrays or of shape structs."""
+  return sum(int(np.prod(v.shape)) for v in batch.values() if len(v.shape) >= 3)
+
+
+def steps_per_call(requested: int, values: int, backend: str) -> int:
   """Train steps per compiled call: `requested` (config.train.steps_per_call) when > 0; for 0 (auto),
-  AUTO_STEPS_PER_CALL on CPU when the step's image leaves (ndim >= 3) of `batch`, one host batch, hold at least
-  AUTO_MIN_VALUES values, else 1 (GPU/TPU dispatch asynchronously and keep their buffers in a pool)."""
+  AUTO_STEPS_PER_CALL on CPU when one global step's images hold at least AUTO_MIN_VALUES values (`values`, see
+  `image_values`), else 1 (GPU/TPU dispatch asynchronously and keep their buffers in a pool)."""
   if requested > 0:
     return requested
-  values = sum(int(np.size(v)) for v in batch.values() if np.ndim(v) >= 3)
-  return AUTO_STEPS_PER_CALL if backend == "cpu" and values * jax.process_count() >= AUTO_MIN_VALUES else 1
+  return AUTO_STEPS_PER_CALL if backend == "cpu" and values >= AUTO_MIN_VALUES else 1
 
 
 def trainable_mask(params, pattern: str):
@@ -123,6 +128,26 @@ def make_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransf
                  in_shardings=(rep, dat, rep), out_shardings=(rep, rep), donate_argnums=(0,))
 
 
+def _masked_scan(step: Callable) -> Callable:
+  """`run(state, xs, active) -> (state, metrics [K])`: a lax.scan of `step(state, x) -> (state, metrics)` over the
+  K leading entries of `xs` (None: nothing per step), step k running iff active[k] (a lax.cond: a skipped step costs
+  nothing, leaves the state untouched and reports zero metrics)."""
+
+  def run(state, xs, active):
+    def body(state, inp):
+      x, on = inp
+
+      def skip(state, x):
+        shapes = jax.eval_shape(step, state, x)[1]
+        return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+      return jax.lax.cond(on, step, skip, state, x)
+
+    return jax.lax.scan(body, state, (xs, active))
+
+  return run
+
+
 def make_multi_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransformation,
                           schedule: Callable, mesh: Mesh, trainable: str = "", frozen_bn: str = "train"):
   """Returns jitted `steps(state, batches, active, hparams) -> (state, metrics)`: K train steps in one call.
@@ -139,19 +164,35 @@ def make_multi_train_step(method: Method, apply_fn: Callable, tx: optax.Gradient
   one = train_step_fn(method, apply_fn, tx, schedule, trainable, frozen_bn)
 
   def steps(state: TrainState, batches, active, hparams):
-    def body(state, xs):
-      batch, on = xs
-
-      def skip(state, batch):
-        shapes = jax.eval_shape(one, state, batch, hparams)[1]
-        return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-      return jax.lax.cond(on, lambda s, b: one(s, b, hparams), skip, state, batch)
-
-    return jax.lax.scan(body, state, (batches, active))
+    return _masked_scan(lambda s, b: one(s, b, hparams))(state, batches, active)
 
   rep, stacked = replicated(mesh), data_sharded(mesh, stacked=True)
   return jax.jit(steps, in_shardings=(rep, stacked, rep, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+
+
+def make_device_train_step(method: Method, apply_fn: Callable, tx: optax.GradientTransformation,
+                           schedule: Callable, mesh: Mesh, trainable: str = "", frozen_bn: str = "train", *,
+                           feed, batch_size: int, per_call: int = 1):
+  """The train step of the device data path (`ltjax.data.device`): the batch is gathered and augmented inside.
+
+  per_call == 1: jitted `step(state, data, hparams) -> (state, metrics)`;
+  per_call > 1:  jitted `steps(state, data, active, hparams) -> (state, metrics [K])`, as make_multi_train_step
+                 but with nothing stacked per step: step k builds its batch from the state's step counter.
+  data = `feed.arrays(epoch)` (replicated: the split and the epoch's order); `feed.make_batch(data, state.step,
+  batch_size)` gives the method's batch, sharded along 'data'. Other arguments as train_step_fn."""
+  one = train_step_fn(method, apply_fn, tx, schedule, trainable, frozen_bn)
+
+  def fed(state: TrainState, data, hparams):
+    return one(state, feed.make_batch(data, state.step, batch_size), hparams)
+
+  rep = replicated(mesh)
+  if per_call == 1:
+    return jax.jit(fed, in_shardings=(rep, rep, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+
+  def steps(state: TrainState, data, active, hparams):
+    return _masked_scan(lambda s, _: fed(s, data, hparams))(state, None, active)
+
+  return jax.jit(steps, in_shardings=(rep, rep, rep, rep), out_shardings=(rep, rep), donate_argnums=(0,))
 
 
 def _eval_logits(method: Method, out, state: TrainState):
@@ -162,8 +203,9 @@ def _eval_logits(method: Method, out, state: TrainState):
   return method.eval_logits(out, state.method_state)
 
 
-def make_eval_step(method: Method, apply_fn: Callable, mesh: Mesh, with_features: bool = False):
-  """Returns jitted `step(state, batch) -> {'logits': [B, C] float32[, 'features': [B, D] float32]}`."""
+def eval_step_fn(method: Method, apply_fn: Callable, with_features: bool = False) -> Callable:
+  """The pure `step(state, batch) -> {'logits': [B, C] float32[, 'features': [B, D] float32]}` (inference mode,
+  the method's test-time logits)."""
 
   def eval_step(state: TrainState, batch):
     out = apply_fn({"params": state.params, "batch_stats": state.batch_stats}, batch["image"], train=False)
@@ -172,4 +214,21 @@ def make_eval_step(method: Method, apply_fn: Callable, mesh: Mesh, with_features
       res["features"] = out["features"].astype(jnp.float32)
     return res
 
-  return jax.jit(eval_step, in_shardings=(replicated(mesh), data_sharded(mesh)), out_shardings=data_sharded(mesh))
+  return eval_step
+
+
+def make_eval_step(method: Method, apply_fn: Callable, mesh: Mesh, with_features: bool = False):
+  """Returns jitted `step(state, batch) -> {'logits': [B, C] float32[, 'features': [B, D] float32]}`."""
+  return jax.jit(eval_step_fn(method, apply_fn, with_features), in_shardings=(replicated(mesh), data_sharded(mesh)),
+                 out_shardings=data_sharded(mesh))
+
+
+def make_device_eval(method: Method, apply_fn: Callable, mesh: Mesh, mean, std, with_features: bool = False):
+  """Returns jitted `evaluate(state, images) -> {'logits': [K, B, C][, 'features': [K, B, D]]}` over a device-resident
+  split (`ltjax.data.device.DeviceEvalInput.images`, uint8 [K, B, H, W, C] sharded along B): every batch normalised
+  and evaluated in one call."""
+  fn = eval_step_fn(method, apply_fn, with_features)
+  mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+  stacked = data_sharded(mesh, stacked=True)
+  return jax.jit(lambda state, images: device.eval_outputs(fn, state, images, mean, std),
+                 in_shardings=(replicated(mesh), stacked), out_shardings=stacked)
