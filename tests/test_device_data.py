@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from ltjax import methods
 from ltjax.data import device, device_augment, pipeline
 from ltjax.data.sources import Split
 from ltjax.train import loop, step as step_lib
@@ -279,16 +280,30 @@ def test_predict_on_device_handles_replaced_splits_and_padding(arrays):
 # ------------------------------------------------------------------------------------------------ config
 
 
+class _HostOnly(methods.REGISTRY["supervised"]):
+  """A method whose views exist only as TF ops (none of ltjax's own since every family has JAX views)."""
+  name = "test_host_only"
+
+  @staticmethod
+  def pipelines(cfg):
+    return ("host",)
+
+
 @pytest.mark.parametrize("over,expect", [
     ({"data.pipeline": "gpu"}, "data.pipeline"),
-    ({"data.pipeline": "device", "method": "records"}, "host"),
+    ({"data.pipeline": "device", "method": "test_host_only"}, "host"),
     ({"data.pipeline": "device", "data.name": "imagenet_lt"}, "in-memory"),
     ({"data.name": "npz"}, "data.path"),
 ])
 def test_impossible_pipeline_settings_are_config_errors(over, expect):
   from ltjax import config as config_lib
-  with pytest.raises(config_lib.ConfigError, match=expect):
-    config_lib.validate(tiny(**over))
+  methods.register(_HostOnly)
+  try:
+    with pytest.raises(config_lib.ConfigError, match=expect):
+      config_lib.validate(tiny(**over))
+    assert device.choose("auto", _HostOnly.pipelines(None), False) == "host"
+  finally:
+    methods.REGISTRY.pop("test_host_only")
 
 
 def test_auto_chooses_the_device_path_where_it_can_run():
@@ -304,13 +319,13 @@ def test_auto_chooses_the_device_path_where_it_can_run():
 
 def test_cli_trains_and_inspects_without_tensorflow(tmp_path):
   """`import tensorflow` raises in these subprocesses: the digits quickstart trains through main.py on the device
-  path, the run opens for inspection, user arrays train too, and a run that needs TensorFlow (RECORDS' TF views)
-  fails at once with one line naming what to install."""
+  path, the run opens for inspection, and a run that needs TensorFlow (the tf.data host path) fails at once with one
+  line naming what to install."""
   env = notf.env_without_tensorflow(tmp_path)
   run = lambda *a, timeout=600: subprocess.run([sys.executable, *a], cwd=notf.ROOT, env=env, capture_output=True,  # noqa: E731
                                                text=True, timeout=timeout)
   wd = str(tmp_path / "q")
-  r = run("main.py", "--config", "configs/quickstart.py", "--workdir", wd, "--config.train.epochs=3",
+  r = run("main.py", "--config", "configs/quickstart.py", "--workdir", wd, "--config.train.epochs=2",
           "--config.train.eval_every=1", "--config.train.progress_bar=False")
   assert r.returncode == 0, r.stderr[-3000:]
   assert "top-1" in r.stdout
@@ -321,11 +336,8 @@ def test_cli_trains_and_inspects_without_tensorflow(tmp_path):
   r = run("-c", probe, wd)
   assert r.returncode == 0, r.stderr[-3000:]
   assert abs(float(r.stdout.split("TOP1")[1]) - res["best"]["top1"]) < 1e-6
-  arrays = write_npz(tmp_path / "a.npz", side=8, classes=10, channels=1, nhw=True)
-  r = run("main.py", "--config", "configs/quickstart.py", "--workdir", str(tmp_path / "a"), "--config.data.name=npz",
-          f"--config.data.path={arrays}", "--config.train.epochs=1", "--config.train.progress_bar=False")
-  assert r.returncode == 0, r.stderr[-3000:]
-  r = run("main.py", "--config", "configs/records_digits.py:row=corr", "--workdir", str(tmp_path / "r"), timeout=120)
+  r = run("main.py", "--config", "configs/quickstart.py", "--workdir", str(tmp_path / "r"),
+          "--config.data.pipeline=host", timeout=120)
   assert r.returncode == 2 and "needs TensorFlow" in r.stderr and "pip install" in r.stderr
   assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
   assert not os.path.exists(tmp_path / "r")

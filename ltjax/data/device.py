@@ -175,7 +175,25 @@ class DeviceEvalInput:
     self.images = put_stacked(split.images[rows].reshape((nb, batch_size) + split.images.shape[1:]), mesh)
 
 
-def eval_outputs(eval_fn: Callable, state, images: jax.Array, mean, std) -> Dict[str, jax.Array]:
-  """Inside jit: `eval_fn(state, normalised batch)` over every batch of a DeviceEvalInput's images
-  [K, B, H, W, C] (a lax.map: one batch's activations at a time) → leaves [K, B, ...]."""
-  return jax.lax.map(lambda x: eval_fn(state, {"image": device_augment.normalize(x, mean, std)}), images)
+def map_split(fn: Callable, view: Optional[Callable], mesh: Mesh, mean, std, seed: int = 0):
+  """Jitted `run(operand, images, epoch) -> {name: [K, B, ...]}` over a DeviceEvalInput's images [K, B, H, W, C]
+  (sharded along B): batch k's rows r = k·B + [0, B) go through x = view(images_k, keys) with key_r =
+  `example_keys(seed, epoch, r)`, or x = the normalised images without a view, then `fn(operand, x)`; a lax.map,
+  so one batch's activations at a time. The output stays sharded along B."""
+  mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+  stacked, rep = NamedSharding(mesh, P(None, "data")), NamedSharding(mesh, P())
+
+  def run(operand, images, epoch):
+    b = images.shape[1]
+
+    def one(args):
+      x, k = args
+      if view is None:
+        x = device_augment.normalize(x, mean, std)
+      else:
+        x = view(x, example_keys(seed, epoch, k * b + jnp.arange(b, dtype=jnp.int32)))
+      return fn(operand, x)
+
+    return jax.lax.map(one, (images, jnp.arange(images.shape[0], dtype=jnp.int32)))
+
+  return jax.jit(run, in_shardings=(rep, stacked, rep), out_shardings=stacked)

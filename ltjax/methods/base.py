@@ -69,7 +69,8 @@ class Method:
   def pipelines(cfg: ml_collections.ConfigDict) -> Tuple[str, ...]:
     """The data paths this method's training views can run on (config.data.pipeline): 'device' (the views as JAX
     ops inside the compiled step, `device_augment`, or the dataset's standard recipe) and 'host' (tf.data,
-    `train_augment`, or the standard recipe). A method whose views exist only as TF ops returns ('host',)."""
+    `train_augment`, or the standard recipe). Every family in ltjax has both; a method whose views exist only as TF
+    ops returns ('host',)."""
     return ("device", "host")
 
   def train_augment(self, data) -> Optional[Callable]:

@@ -18,7 +18,8 @@ ResNet-50 = Linear(2048, 2048) → ReLU → Linear(2048, 128)); the classifier `
 unused here (no gradient) and dropped by later stages (`init.exclude = ('^fc/',)`; `proj/` is ignored by the
 strict loader because the fine-tuning model has no projection).
 
-Training views come from `ltjax.data.augment_moco.moco_two_views` (aug-plus), keys 'image' (query) and 'image_k'.
+Training views come from `ltjax.data.augment_moco.moco_two_views` (aug-plus, TF, host data path) or
+`ltjax.data.device_augment.moco_view` (the same in JAX, device data path), keys 'image' (query) and 'image_k'.
 """
 
 from __future__ import annotations
@@ -121,19 +122,28 @@ class MoCo(Method):
                 jitter_p=float(m.jitter_p), gray_p=float(m.gray_p), blur_sigma=tuple(m.blur_sigma),
                 blur_p=float(m.blur_p), flip=bool(m.flip))
 
-  @staticmethod
-  def pipelines(cfg):
-    """Host only: the aug-plus views (RandomResizedCrop, ColorJitter, grayscale, blur) are TF ops."""
-    return ("host",)
-
-  def train_augment(self, data):
-    # setup() calls this before create_state: remember what init_state needs to shape the key encoder.
+  def _bind_views(self, data) -> dict:
+    """The view parameters; remembers what init_state needs to shape the key encoder (setup() asks for the
+    augmentation before it creates the state)."""
     self._num_classes = int(data.num_classes)
     kw = self.view_fn(data)
     channels = 3 if data.train.images is None else int(data.train.images.shape[-1])  # file-backed: decoded RGB
     self._image_shape = (kw["size"], kw["size"], channels)
     self._view_kw = kw
-    return augment_moco.moco_two_views(**kw)
+    return kw
+
+  def device_view(self, data):
+    """Per-image JAX aug-plus view (`device_augment.moco_view`)."""
+    from ltjax.data import device_augment
+    kw = self._bind_views(data)
+    return lambda image, key: device_augment.moco_view(image, key, **kw)
+
+  def device_augment(self, data):
+    from ltjax.data import device_augment
+    return device_augment.two_views(self.device_view(data), ("image", "image_k"))
+
+  def train_augment(self, data):
+    return augment_moco.moco_two_views(**self._bind_views(data))
 
   def _variable_shapes(self):
     from ltjax.models import create_model

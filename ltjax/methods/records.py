@@ -177,10 +177,10 @@ class _PartialLabel(Method):
     if self.candidates is None:
       raise RuntimeError(f"method '{self.name}' needs bind_data(dataset) before init_state (the trainer calls it)")
 
-  @staticmethod
-  def pipelines(cfg):
-    """Host only: the weak/strong views (resized crop, ColorJitter, RandAugment, Cutout) are TF ops."""
-    return ("host",)
+  def device_augment(self, data):
+    from ltjax.data import device_randaugment
+    mean, std = self.train_stats
+    return device_randaugment.weak_strong(mean, std, size=int(data.train.images.shape[1]), views=self.s.views)
 
   def train_augment(self, data):
     from ltjax.data import records_augment

@@ -146,18 +146,26 @@ class SBCL(Method):
 
   def _view_fn(self, data):
     from ltjax.data import augment
-    size = int(data.train.images.shape[1])
-    mean, std, flip, scale = tuple(data.mean), tuple(data.std), bool(data.flip), tuple(self.scfg.crop_scale)
+    kw = self._view_kw(data)
 
     def view(image, seed):
-      return augment.simclr_view(image, seed, size=size, mean=mean, std=std, flip=flip, scale=scale)
+      return augment.simclr_view(image, seed, **kw)
 
     return view
 
-  @staticmethod
-  def pipelines(cfg):
-    """Host only: the two SupCon views (RandomResizedCrop, ColorJitter, grayscale) are TF ops."""
-    return ("host",)
+  def _view_kw(self, data) -> dict:
+    return dict(size=int(data.train.images.shape[1]), mean=tuple(data.mean), std=tuple(data.std),
+                flip=bool(data.flip), scale=tuple(self.scfg.crop_scale))
+
+  def _device_view(self, data):
+    """Per-image JAX SupCon view (`device_augment.supcon_view`)."""
+    from ltjax.data import device_augment
+    kw = self._view_kw(data)
+    return lambda image, key: device_augment.supcon_view(image, key, **kw)
+
+  def device_augment(self, data):
+    from ltjax.data import device_augment
+    return device_augment.two_views(self._device_view(data), ("view1", "view2"))
 
   def train_augment(self, data):
     import tensorflow as tf
@@ -173,11 +181,28 @@ class SBCL(Method):
 
   def cluster_features(self, run, state, epoch: int) -> np.ndarray:
     """Normalised projections [N, d] (float32, dataset order) of the first augmented view of every training
-    image, the model in eval mode; every process gets all of them."""
-    import tensorflow as tf
+    image, the model in eval mode; every process gets all of them. On the device data path the pass runs on the
+    devices (`loop.map_split_on_device`, the JAX view), else through tf.data."""
+    apply = run.model.apply
+
+    def embed(st, x):
+      out = apply({"params": st.params, "batch_stats": st.batch_stats}, x, train=False)
+      return {"z": _l2n(out["projection"].astype(jnp.float32))}
+
+    if run.train_input.on_device:
+      from ltjax.train import loop
+      view = None
+      if self.scfg.cluster_view == "augmented":
+        one = self._device_view(run.data)
+        view = lambda images, keys: jax.vmap(one)(images, keys)  # noqa: E731
+      return loop.map_split_on_device(run, "train", embed, state, view=view,
+                                      seed=int(run.cfg.seed) + _CLUSTER_SEED_SALT, epoch=epoch,
+                                      name=f"sbcl_cluster/{self.scfg.cluster_view}")["z"]
     from jax.experimental import multihost_utils
     from ltjax.data import augment, pipeline
+    from ltjax.optional import tensorflow
     from ltjax.train import step as step_lib
+    tf = tensorflow("SBCL's clustering pass on the host data path")
 
     data = run.data
     images = data.train.images
@@ -203,13 +228,8 @@ class SBCL(Method):
 
     fn = getattr(self, "_embed_fn", None)
     if fn is None or getattr(self, "_embed_mesh", None) is not run.mesh:
-      apply = run.model.apply
-
-      def embed(st, x):
-        out = apply({"params": st.params, "batch_stats": st.batch_stats}, x, train=False)
-        return _l2n(out["projection"].astype(jnp.float32))
-
-      fn = jax.jit(embed, in_shardings=(step_lib.replicated(run.mesh), step_lib.data_sharded(run.mesh)),
+      fn = jax.jit(lambda st, x: embed(st, x)["z"],
+                   in_shardings=(step_lib.replicated(run.mesh), step_lib.data_sharded(run.mesh)),
                    out_shardings=step_lib.data_sharded(run.mesh))
       self._embed_fn, self._embed_mesh = fn, run.mesh
     outs = []

@@ -164,11 +164,30 @@ class SbclMoco(MoCo):
 
   def key_features(self, run, state, epoch: int) -> np.ndarray:
     """[N, d] normalised key-encoder projections (eval mode) of one aug-plus view of every training image, in split
-    order; the view of image i is seeded by (seed, CLUSTER_SEED + epoch, i)."""
-    import tensorflow as tf
+    order; the view of image i is seeded by (seed, CLUSTER_SEED + epoch, i). On the device data path the pass runs
+    on the devices (the JAX view), else through tf.data (in-memory or file-backed)."""
+    apply_fn = run.model.apply
+    ms = state.method_state
+    if int(jax.device_get(ms["initialized"])):
+      key_ms = {"key_params": ms["key_params"], "key_batch_stats": ms["key_batch_stats"]}
+    else:  # no step taken yet (phase2_epoch = 0): the key encoder is still to be copied from the query encoder
+      key_ms = {"key_params": state.params, "key_batch_stats": state.batch_stats}
+
+    def project(ms, x):
+      out = apply_fn({"params": ms["key_params"], "batch_stats": ms["key_batch_stats"]}, x, train=False)
+      return moco.l2_normalize(out["projection"])
+
+    if run.train_input.on_device:
+      from ltjax.train import loop
+      one = self.device_view(run.data)
+      return loop.map_split_on_device(run, "train", lambda ms, x: {"z": project(ms, x)}, key_ms,
+                                      view=lambda images, keys: jax.vmap(one)(images, keys), seed=run.cfg.seed,
+                                      epoch=CLUSTER_SEED + epoch, name="sbcl_moco_keys")["z"]
     from jax.experimental import multihost_utils
     from ltjax.data import pipeline
+    from ltjax.optional import tensorflow
     from ltjax.train import step as step_lib
+    tf = tensorflow("SBCL-MoCo's clustering pass on the host data path")
     split = run.data.train
     N = len(split.labels)
     n_dev = run.mesh.devices.size
@@ -189,20 +208,9 @@ class SbclMoco(MoCo):
     ds = ds.map(lambda v, i, m: {"image": view(decode(v), tf.random.experimental.stateless_fold_in(seed, i)),
                                  "mask": m},
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    apply_fn = run.model.apply
     rep, dat = step_lib.replicated(run.mesh), step_lib.data_sharded(run.mesh)
-
-    @functools.partial(jax.jit, in_shardings=(rep, dat), out_shardings=dat)
-    def embed(ms, x):
-      out = apply_fn({"params": ms["key_params"], "batch_stats": ms["key_batch_stats"]}, x, train=False)
-      return moco.l2_normalize(out["projection"])
-
+    embed = jax.jit(project, in_shardings=(rep, dat), out_shardings=dat)
     feats, masks = [], []
-    ms = state.method_state
-    if int(jax.device_get(ms["initialized"])):
-      key_ms = {"key_params": ms["key_params"], "key_batch_stats": ms["key_batch_stats"]}
-    else:  # no step taken yet (phase2_epoch = 0): the key encoder is still to be copied from the query encoder
-      key_ms = {"key_params": state.params, "key_batch_stats": state.batch_stats}
     for batch in pipeline._batched(ds, b, 0):
       f = embed(key_ms, step_lib.to_global({"image": batch["image"]}, run.mesh)["image"])
       feats.append(np.asarray(multihost_utils.process_allgather(f, tiled=True)))

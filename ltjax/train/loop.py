@@ -161,16 +161,26 @@ def _gather(x) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True)) if jax.process_count() > 1 else np.asarray(x)
 
 
-def _predict_on_device(run: Run, state: TrainState, split: str, with_features: bool) -> dict:
+def map_split_on_device(run: Run, split: str, fn, operand, *, view=None, seed: int = 0, epoch: int = 0,
+                        name: str = "") -> Dict[str, np.ndarray]:
+  """`fn(operand, x) -> {name: [B, ...]}` over every row of an in-memory split, on the devices, in one compiled call
+  (`device.map_split`): x = `view(images uint8 [B, H, W, C], keys [B, 2])` with row i's key from (seed, epoch, i),
+  or the normalised images when `view` is None. Returns numpy {name: [N, ...]} in split order on every process.
+  `name` keys the compiled function in `run.cache` (one per distinct fn / view)."""
   held = run.device_split(split)
-  key = f"eval/{with_features}"
+  key = f"map/{name}"
   if key not in run.cache:
-    run.cache[key] = step_lib.make_device_eval(run.method, run.model.apply, run.mesh, run.data.mean, run.data.std,
-                                               with_features)
-  out = run.cache[key](state, held.images)
+    run.cache[key] = device.map_split(fn, view, run.mesh, run.data.mean, run.data.std, seed)
+  out = run.cache[key](operand, held.images, jnp.asarray(epoch, jnp.int32))
   n = held.num_examples
-  host = {k: _gather(v).reshape((-1,) + v.shape[2:])[:n] for k, v in out.items()}
-  return dict(host, labels=np.asarray(held.split.labels, np.int32), index=np.arange(n, dtype=np.int64))
+  return {k: _gather(v).reshape((-1,) + v.shape[2:])[:n] for k, v in out.items()}
+
+
+def _predict_on_device(run: Run, state: TrainState, split: str, with_features: bool) -> dict:
+  fn = step_lib.eval_step_fn(run.method, run.model.apply, with_features)
+  host = map_split_on_device(run, split, lambda st, x: fn(st, {"image": x}), state, name=f"eval/{with_features}")
+  data = getattr(run.data, split)
+  return dict(host, labels=np.asarray(data.labels, np.int32), index=np.arange(len(data.labels), dtype=np.int64))
 
 
 def predict(run: Run, state: TrainState, split: str, eval_step=None, with_features: bool = False):

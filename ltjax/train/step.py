@@ -15,7 +15,6 @@ import numpy as np
 import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
-from ltjax.data import device
 from ltjax.methods.base import Method
 from ltjax.train import optim
 from ltjax.train.state import TrainState
@@ -221,14 +220,3 @@ def make_eval_step(method: Method, apply_fn: Callable, mesh: Mesh, with_features
   """Returns jitted `step(state, batch) -> {'logits': [B, C] float32[, 'features': [B, D] float32]}`."""
   return jax.jit(eval_step_fn(method, apply_fn, with_features), in_shardings=(replicated(mesh), data_sharded(mesh)),
                  out_shardings=data_sharded(mesh))
-
-
-def make_device_eval(method: Method, apply_fn: Callable, mesh: Mesh, mean, std, with_features: bool = False):
-  """Returns jitted `evaluate(state, images) -> {'logits': [K, B, C][, 'features': [K, B, D]]}` over a device-resident
-  split (`ltjax.data.device.DeviceEvalInput.images`, uint8 [K, B, H, W, C] sharded along B): every batch normalised
-  and evaluated in one call."""
-  fn = eval_step_fn(method, apply_fn, with_features)
-  mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
-  stacked = data_sharded(mesh, stacked=True)
-  return jax.jit(lambda state, images: device.eval_outputs(fn, state, images, mean, std),
-                 in_shardings=(replicated(mesh), stacked), out_shardings=stacked)
