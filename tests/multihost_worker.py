@@ -1,9 +1,9 @@
-"""One process of a multi-process test job (tests/test_multihost.py): builds the large-scale config with the given
-overrides, joins the job through ltjax.distributed.initialize (as main.py does), trains with train_and_evaluate
+"""One process of a multi-process test job (tests/test_multihost.py): builds the config (large-scale by default)
+with the given overrides, joins the job through ltjax.distributed.initialize (as main.py does), trains with train_and_evaluate
 (optionally stopping at a step, as a preemption) and exits 0, or 143 when stopped.
 
   python tests/multihost_worker.py SPEC.json PROCESS_ID
-SPEC: {"config": "dataset=...,row=...", "overrides": {"data.root": ...}, "workdir": ..., "stop_at_step": null|k,
+SPEC: {"config_file": "large_lt", "config": "dataset=...,row=...", "overrides": {"data.root": ...}, "workdir": ..., "stop_at_step": null|k,
        "coordinator": "127.0.0.1:PORT", "num_processes": 2}
 """
 
@@ -16,9 +16,12 @@ sys.path.insert(0, ROOT)
 
 
 def build_config(spec):
-  from configs import large_lt
+  """configs/<spec['config_file']>.py (default large_lt) with spec['config'] as its argument (if any), overridden."""
+  import importlib
   from tests.cfgutil import override
-  return override(large_lt.get_config(spec["config"]), **spec["overrides"])
+  module = importlib.import_module("configs." + spec.get("config_file", "large_lt"))
+  cfg = module.get_config(spec["config"]) if spec.get("config") else module.get_config()
+  return override(cfg, **spec["overrides"])
 
 
 def main():

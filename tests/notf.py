@@ -1,5 +1,6 @@
-"""A Python environment in which `import tensorflow` (and `import tensorflow_datasets`) raises ImportError: stub
-packages first on PYTHONPATH, for subprocesses and notebook kernels that must run without TensorFlow."""
+"""A Python environment in which `import tensorflow` (and `import tensorflow_datasets`) raises ModuleNotFoundError,
+as on a machine without them: stub packages first on PYTHONPATH, for subprocesses and notebook kernels that must run
+without TensorFlow."""
 
 import os
 
@@ -8,12 +9,12 @@ MESSAGE = "TensorFlow is blocked in this test"
 
 
 def blocker(tmp_path) -> str:
-  """A directory holding stub `tensorflow` and `tensorflow_datasets` packages that raise ImportError on import."""
+  """A directory holding stub `tensorflow` and `tensorflow_datasets` packages that raise ModuleNotFoundError on import."""
   root = os.path.join(str(tmp_path), "no_tensorflow")
   for name in ("tensorflow", "tensorflow_datasets"):
     os.makedirs(os.path.join(root, name), exist_ok=True)
     with open(os.path.join(root, name, "__init__.py"), "w") as f:
-      f.write(f"raise ImportError({MESSAGE!r})\n")
+      f.write(f"raise ModuleNotFoundError({MESSAGE!r})\n")
   return root
 
 

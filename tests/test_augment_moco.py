@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tensorflow
 tf = pytest.importorskip("tensorflow")
 
 from ltjax.data import augment_moco as am  # noqa: E402

@@ -13,6 +13,7 @@ from ltjax import config as config_lib
 from ltjax.data import augment, filelist, large, pipeline, sources
 from tests import jpeg_tree
 
+pytestmark = pytest.mark.tensorflow
 tf = pytest.importorskip("tensorflow")
 
 PLACES = large.SPECS["places_lt"]

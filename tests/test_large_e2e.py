@@ -12,6 +12,8 @@ import pytest
 
 from tests import jpeg_tree
 
+pytestmark = pytest.mark.tensorflow  # JPEG trees and the host (tf.data) path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--config.data.image_size=16", "--config.data.eval_resize=18", "--config.model.name=resnet8",
          "--config.train.batch_size=8", "--config.train.eval_batch_size=8", "--config.train.epochs=2",

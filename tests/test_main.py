@@ -53,6 +53,7 @@ with tfds.testing.mock_data(as_dataset_fn=fn, policy=tfds.testing.MockPolicy.USE
 """
 
 
+@pytest.mark.tensorflow
 def test_main_end_to_end_on_mock_cifar100(tmp_path):
   """main.py as a user runs it, with TFDS answered by tfds.testing.mock_data (balanced CIFAR-100-shaped data)."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -88,6 +89,7 @@ def test_bad_command_lines_fail_clearly(tmp_path, args, expect):
   assert not (tmp_path / "w" / "checkpoints").exists()
 
 
+@pytest.mark.tensorflow
 def test_missing_dataset_is_reported_in_seconds(tmp_path):
   t = time.time()
   r = run_main("--config", "configs/arb_cifar100.py", "--workdir", str(tmp_path / "w"),

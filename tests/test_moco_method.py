@@ -270,6 +270,7 @@ def test_bad_moco_configs_fail_early():
     config_lib.validate(c)
 
 
+@pytest.mark.tensorflow
 def test_sbcl_moco_on_file_backed_split_files(tmp_path):
   """Split files + JPEGs of random sizes (the ImageNet-LT/Places-LT source, here Places-LT's 365 classes to keep
   the generated tree small): aug-plus views from decoded images, and the

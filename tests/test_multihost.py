@@ -1,5 +1,5 @@
 """Multi-process training: two JAX processes on 127.0.0.1 (2 virtual CPU devices each) train one job on file-backed
-data and end with the parameters one process with 4 devices reaches on the same global batch; an interrupted
+data (host path) and on user arrays (device path) and end with the parameters one process with 4 devices reaches on the same global batch; an interrupted
 multi-process run resumes mid-epoch to the same result. Subprocesses have timeouts and are killed on failure."""
 
 import json
@@ -70,6 +70,7 @@ def tree(tmp_path_factory):
   return root  # 12 train images, batch 8 → steps of 8 and 4, two epochs = 4 steps
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("per_call", [1, 3])
 def test_two_processes_preempted_mid_epoch_and_resumed_equal_one_process_with_four_devices(tree, tmp_path, per_call):
   """One 2-process job stops at step 3 (mid-epoch 2; checkpoint saved collectively), a new 2-process job resumes it
@@ -98,6 +99,35 @@ def test_two_processes_preempted_mid_epoch_and_resumed_equal_one_process_with_fo
   single = json.loads((ref_dir / "results.json").read_text())
   assert res["final"]["top1"] == single["final"]["top1"] and res["final"]["ece"] == pytest.approx(
       single["final"]["ece"], abs=1e-3)
+
+
+def test_device_data_path_two_processes_preempted_and_resumed_equal_one_process(tmp_path):
+  """The device data path across processes: each process holds the whole split (user arrays, 16×16 with random
+  crops and flips, mixup), builds its devices' slices of every global batch inside the step, is stopped mid-epoch and
+  resumed by a new 2-process job (3 steps per call): the parameters equal one process with 4 devices."""
+  from ltjax.train import loop
+  from tests.test_device_data import write_npz
+  arrays = write_npz(tmp_path / "a.npz", side=16, classes=5, per_class=10)
+  over = {"data.name": "npz", "data.path": arrays, "data.imb_factor": 0.5, "data.group_bounds": (),
+          "model.name": "resnet8", "train.batch_size": 8, "train.eval_batch_size": 8, "train.epochs": 2,
+          "train.progress_bar": False, "train.log_every": 1, "train.eval_every": 2, "train.steps_per_call": 3,
+          "mixup_alpha": 1.0, "seed": 3}
+  cfg = build_config({"config_file": "quickstart", "overrides": dict(over, **{"mesh.num_devices": 4})})
+  run = loop.setup(cfg)
+  assert run.train_input.on_device and run.data.crop_padding == 2
+  spe = run.train_input.steps_per_epoch  # 35 images, batch 8: 4 steps (the short batch of 3 < 4 devices is dropped)
+  ref_dir = tmp_path / "single"
+  loop.train_and_evaluate(cfg, str(ref_dir))
+  spec = {"config_file": "quickstart", "overrides": over, "workdir": str(tmp_path / "multi")}
+  codes, outs = _run_job(tmp_path, dict(spec, stop_at_step=spe + 2))
+  assert codes == [143, 143], "\n\n".join(o[-3000:] for o in outs)
+  codes, outs = _run_job(tmp_path, spec)
+  assert codes == [0, 0], "\n\n".join(o[-3000:] for o in outs)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6), _params(tmp_path / "multi"),
+               _params(ref_dir))
+  res = json.loads((tmp_path / "multi" / "results.json").read_text())
+  single = json.loads((ref_dir / "results.json").read_text())
+  assert res["steps"] == 2 * spe and res["final"]["top1"] == single["final"]["top1"]
 
 
 def test_distributed_settings_from_config_and_environment():

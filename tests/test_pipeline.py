@@ -57,6 +57,7 @@ def test_process_slices_tile_the_global_batch():
   np.testing.assert_array_equal(np.concatenate(steps), g)
 
 
+@pytest.mark.tensorflow
 def test_train_input_resume_and_process_split_are_exact():
   split = make_split()
   kw = dict(seed=5, mean=(0.5,) * 3, std=(0.25,) * 3, crop_padding=2, flip=True)
@@ -83,6 +84,7 @@ def test_train_input_resume_and_process_split_are_exact():
   np.testing.assert_array_equal(np.concatenate([b["label"] for b in full]), split.labels[idx])
 
 
+@pytest.mark.tensorflow
 def test_crop_flip_is_a_shifted_possibly_flipped_window_of_the_padded_image():
   split = make_split(n=40, h=6, c=1)
   mean, std, pad = (0.2,), (0.5,), 2
@@ -106,6 +108,7 @@ def test_crop_flip_is_a_shifted_possibly_flipped_window_of_the_padded_image():
   assert len(shifts) > 5 and 5 < flips < 35  # both random choices really vary
 
 
+@pytest.mark.tensorflow
 def test_resample_probabilities_drive_the_epoch_order():
   split = make_split()
   probs = np.where(split.labels == 0, 1.0, 0.0)
@@ -116,6 +119,7 @@ def test_resample_probabilities_drive_the_epoch_order():
   assert len(labels) == 50 and set(labels.tolist()) == {0}
 
 
+@pytest.mark.tensorflow
 def test_eval_input_pads_and_masks():
   split = make_split(n=23)
   ev = pipeline.EvalInput(split, pipeline.Batches(23, 8, 2), mean=(0,) * 3, std=(1,) * 3)

@@ -4,6 +4,7 @@ determinism by seed."""
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tensorflow
 tf = pytest.importorskip("tensorflow")
 PIL = pytest.importorskip("PIL")
 from PIL import Image, ImageEnhance, ImageOps  # noqa: E402

@@ -84,6 +84,7 @@ def test_one_device_equals_eight(tmp_path, row):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.tensorflow
 def test_main_on_mock_cifar100_nu_with_records_views(tmp_path):
   """main.py on TFDS-mocked CIFAR-100 (balanced, real-format ids) as CIFAR-100-LT-NU: Python-shuffled class sizes,
   superclass-aware candidates, the weak/strong RandomAugment views in the tf.data pipeline."""

@@ -6,6 +6,7 @@ import colorsys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tensorflow
 tf = pytest.importorskip("tensorflow")
 
 from ltjax.data import augment  # noqa: E402

@@ -320,6 +320,7 @@ def test_image_folder_pool(tmp_path):
     unlabeled.load_pool(str(tmp_path / "empty"))
 
 
+@pytest.mark.tensorflow
 def test_svhn_extra_pool_from_tfds_and_its_fast_not_found_path(tmp_path):
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):

@@ -149,6 +149,7 @@ def _capture_raw(monkeypatch, name):
   return got
 
 
+@pytest.mark.tensorflow
 def test_cifar10_source_on_mock_data(monkeypatch, tmp_path):
   # Mock labels are uniform random (deterministic); with 1,000 examples the head class has its N/C = 100 images.
   got = _capture_raw(monkeypatch, "cifar10")
@@ -173,6 +174,7 @@ def test_cifar10_source_on_mock_data(monkeypatch, tmp_path):
   assert len(list(tmp_path.iterdir())) == 0  # nothing was written to the data dir
 
 
+@pytest.mark.tensorflow
 def test_cifar100_source_on_mock_data_uses_fine_labels():
   # Uniform mock labels cannot feed CIFAR-100's head classes at small N; the selection is checked on the balanced
   # fake below. Here: the source itself (fine labels, N = len/C, test split).
@@ -184,6 +186,7 @@ def test_cifar100_source_on_mock_data_uses_fine_labels():
   assert raw.mean == sources.CIFAR_MEAN and raw.std == sources.CIFAR_STD
 
 
+@pytest.mark.tensorflow
 def test_svhn_source_on_mock_data(monkeypatch):
   assert sources.SVHN_N_FULL == 1000 and sources.SVHN_CLASS_ORDER == (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)
   monkeypatch.setattr(sources, "SVHN_N_FULL", 100)  # so that 1,200 mock images suffice for the head class
@@ -232,6 +235,7 @@ def _positions(images):
   return images[:, 0, 0, 0] + 256 * images[:, 0, 0, 1].astype(np.int64)
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("name,num_classes,n,rho", [("cifar10", 10, 600, 0.1), ("cifar100", 100, 2000, 0.1)])
 def test_tfds_original_order_is_recovered_from_ids(name, num_classes, n, rho, monkeypatch):
   """Balanced fake data stored in shuffled order: the source returns it in original (id) order, and the subset is
@@ -304,6 +308,7 @@ def _prepare_fake_tfds(name, data_dir, src_dir):
   return train, test
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("name", ["cifar10", "svhn"])
 def test_really_prepared_tfds_data_comes_back_in_original_order(name, tmp_path, monkeypatch):
   """On a real TFDS-prepared dataset (TFDS stores it shuffled), the source restores the original file order from
@@ -336,6 +341,7 @@ def test_really_prepared_tfds_data_comes_back_in_original_order(name, tmp_path, 
 # Unprepared TFDS data
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("name,tfds_name", [("cifar100", "cifar100"), ("svhn", "svhn_cropped")])
 def test_missing_tfds_data_fails_fast_with_instructions(name, tfds_name, tmp_path):
   t = time.time()
@@ -355,6 +361,7 @@ def test_bad_imbalance_factor_fails_before_any_loading(tmp_path):
     sources.load(data_cfg(name="cifar100", data_dir=str(tmp_path), imb_factor=0))
 
 
+@pytest.mark.tensorflow
 def test_other_tfds_version_is_named(tmp_path):
   (tmp_path / "cifar10" / "1.0.0").mkdir(parents=True)
   with pytest.raises(sources.DataNotFoundError, match=r"Found only version\(s\) \['1.0.0'\]"):

@@ -7,7 +7,8 @@
 #
 # It installs the carried pure-Python wheels, records every version, checks that TensorFlow is absent, trains the
 # README's digits quickstart on the device data path, and times the whole training loop on generated CIFAR-shaped
-# arrays (ResNet-32, batch 128, device path). Logs and JSON go to $OUT (the device tool brings them back).
+# arrays (ResNet-32, batch 128, device path) and each family's views. Logs and JSON go to $OUT (the device tool
+# brings them back). SMOKE_IMAGES / SMOKE_EPOCHS shrink the loop measurement (a CPU dry run).
 set -uo pipefail
 OUT=${OUT:-/tmp/ltjax_gpu_smoke}
 mkdir -p "$OUT"
@@ -43,6 +44,7 @@ python3 main.py --config configs/quickstart.py --workdir /tmp/ltjax_quickstart -
 end=$(date +%s.%N)
 cp /tmp/ltjax_quickstart/results.json "$OUT/quickstart_results.json" 2>/dev/null || status=1
 python3 -c "import json; print(json.dumps({'quickstart_wall_s': round($end - $start, 1)}))" | tee -a "$OUT/env.json"
-python3 benchmarks/input_paths.py --paths device --images 10847 --epochs 3 --eval --out "$OUT/input_paths.jsonl" \
-  2>&1 | tail -n 5 || status=1
+python3 benchmarks/input_paths.py --paths device --images "${SMOKE_IMAGES:-10847}" --epochs "${SMOKE_EPOCHS:-3}" --eval \
+  --out "$OUT/input_paths.jsonl" 2>&1 | tail -n 5 || status=1
+python3 benchmarks/views.py --paths device --batch 512 --out "$OUT/views.jsonl" 2>&1 | tail -n 4 || status=1
 exit $status

@@ -90,6 +90,7 @@ class DeviceTrainInput:
     self.augment_fn = augment_fn
     self._table: Optional[Dict[str, jax.Array]] = None
     self._order_cache: Tuple[Optional[int], Optional[jax.Array]] = (None, None)
+    self._shapes: Dict[int, Dict[str, jax.ShapeDtypeStruct]] = {}
 
   @property
   def steps_per_epoch(self) -> int:
@@ -123,7 +124,12 @@ class DeviceTrainInput:
     return dict(out, label=data["labels"][rows], index=rows)
 
   def batch_shapes(self, batch_size: int) -> Dict[str, jax.ShapeDtypeStruct]:
-    """Shapes and dtypes of `make_batch`'s output, without running it."""
+    """Shapes and dtypes of `make_batch`'s output, without running it (traced once per batch size)."""
+    if batch_size not in self._shapes:
+      self._shapes[batch_size] = self._trace_shapes(batch_size)
+    return self._shapes[batch_size]
+
+  def _trace_shapes(self, batch_size: int) -> Dict[str, jax.ShapeDtypeStruct]:
     dummy = {"images": jax.ShapeDtypeStruct(self.split.images.shape, jnp.uint8),
              "labels": jax.ShapeDtypeStruct(self.split.labels.shape, jnp.int32),
              "order": jax.ShapeDtypeStruct((self.batches.num_examples,), jnp.int32)}

@@ -14,13 +14,14 @@ One-channel images run the colour ops on a replicated RGB image and keep its fir
 from __future__ import annotations
 
 import math
+import sys
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 
 from ltjax.data import device_augment as da
-from ltjax.data.records_augment import CUTOUT_FILL, RANDAUGMENT_OPS, WEAK_JITTER
+from ltjax.data.records_augment import CUTOUT_FILL, RANDAUGMENT_OPS, WEAK_JITTER, op_branches
 
 N_OPS = len(RANDAUGMENT_OPS)
 
@@ -118,23 +119,7 @@ def rotate(img, v):
 def randaugment_op(img, op, v):
   """Op `op` (index into RANDAUGMENT_OPS) of magnitude v on uint8 RGB [H, W, 3]."""
   h, w = img.shape[:2]
-  branches = [
-      lambda: autocontrast(img),
-      lambda: brightness(img, v),
-      lambda: color(img, v),
-      lambda: contrast(img, v),
-      lambda: equalize(img),
-      lambda: img,
-      lambda: posterize(img, v),
-      lambda: rotate(img, v),
-      lambda: sharpness(img, v),
-      lambda: pil_affine(img, (1.0, v, 0.0, 0.0, 1.0, 0.0)),
-      lambda: pil_affine(img, (1.0, 0.0, 0.0, v, 1.0, 0.0)),
-      lambda: solarize(img, v),
-      lambda: pil_affine(img, (1.0, 0.0, v * w, 0.0, 1.0, 0.0)),
-      lambda: pil_affine(img, (1.0, 0.0, 0.0, 0.0, 1.0, v * h)),
-  ]
-  return jax.lax.switch(op, branches)
+  return jax.lax.switch(op, op_branches(sys.modules[__name__], img, v, h, w))
 
 
 def cutout_box(h: int, w: int, u: jax.Array):

@@ -44,6 +44,7 @@ Images with one channel (digits) run the colour ops on a replicated RGB image an
 from __future__ import annotations
 
 import math
+import sys
 from typing import Sequence
 
 from ltjax.data.augment import color_jitter, grayscale, pil_luma, random_resized_crop
@@ -186,27 +187,33 @@ def rotate(img, v):
   return pil_affine(img, (a, b, c, d, e, f))
 
 
+def op_branches(ops, img, v, h, w):
+  """The 14 ops of RANDAUGMENT_OPS in order, as thunks over `ops`' functions (autocontrast, brightness, color,
+  contrast, equalize, posterize, rotate, sharpness, pil_affine, solarize): this module's TF ops, or
+  `ltjax.data.device_randaugment`'s JAX ones. h, w: the image height and width."""
+  return [
+      lambda: ops.autocontrast(img),
+      lambda: ops.brightness(img, v),
+      lambda: ops.color(img, v),
+      lambda: ops.contrast(img, v),
+      lambda: ops.equalize(img),
+      lambda: img,
+      lambda: ops.posterize(img, v),
+      lambda: ops.rotate(img, v),
+      lambda: ops.sharpness(img, v),
+      lambda: ops.pil_affine(img, (1.0, v, 0.0, 0.0, 1.0, 0.0)),
+      lambda: ops.pil_affine(img, (1.0, 0.0, 0.0, v, 1.0, 0.0)),
+      lambda: ops.solarize(img, v),
+      lambda: ops.pil_affine(img, (1.0, 0.0, v * w, 0.0, 1.0, 0.0)),
+      lambda: ops.pil_affine(img, (1.0, 0.0, 0.0, 0.0, 1.0, v * h)),
+  ]
+
+
 def _randaugment_op(img, op, v):
   tf = _tf()
   w = tf.cast(tf.shape(img)[1], tf.float32)
   h = tf.cast(tf.shape(img)[0], tf.float32)
-  branches = [
-      lambda: autocontrast(img),
-      lambda: brightness(img, v),
-      lambda: color(img, v),
-      lambda: contrast(img, v),
-      lambda: equalize(img),
-      lambda: img,
-      lambda: posterize(img, v),
-      lambda: rotate(img, v),
-      lambda: sharpness(img, v),
-      lambda: pil_affine(img, (1.0, v, 0.0, 0.0, 1.0, 0.0)),
-      lambda: pil_affine(img, (1.0, 0.0, 0.0, v, 1.0, 0.0)),
-      lambda: solarize(img, v),
-      lambda: pil_affine(img, (1.0, 0.0, v * w, 0.0, 1.0, 0.0)),
-      lambda: pil_affine(img, (1.0, 0.0, 0.0, 0.0, 1.0, v * h)),
-  ]
-  out = tf.switch_case(op, branches)
+  out = tf.switch_case(op, op_branches(sys.modules[__name__], img, v, h, w))
   return tf.ensure_shape(out, img.shape)
 
 
