@@ -166,9 +166,10 @@ def map_split_on_device(run: Run, split: str, fn, operand, *, view=None, seed: i
   """`fn(operand, x) -> {name: [B, ...]}` over every row of an in-memory split, on the devices, in one compiled call
   (`device.map_split`): x = `view(images uint8 [B, H, W, C], keys [B, 2])` with row i's key from (seed, epoch, i),
   or the normalised images when `view` is None. Returns numpy {name: [N, ...]} in split order on every process.
-  `name` keys the compiled function in `run.cache` (one per distinct fn / view)."""
+  `name` keys the compiled function in `run.cache` (one per distinct fn / view; with the seed and the
+  normalisation, which it closes over)."""
   held = run.device_split(split)
-  key = f"map/{name}"
+  key = f"map/{name}/{seed}/{tuple(run.data.mean)}/{tuple(run.data.std)}"
   if key not in run.cache:
     run.cache[key] = device.map_split(fn, view, run.mesh, run.data.mean, run.data.std, seed)
   out = run.cache[key](operand, held.images, jnp.asarray(epoch, jnp.int32))
