@@ -66,12 +66,16 @@ def test_report_and_comparison_write_the_expected_files(runs, tmp_path):
   assert (tmp_path / "cmp" / "per_class_comparison.png").stat().st_size > 0
 
 
-def test_notebook_executes_top_to_bottom(runs, monkeypatch):
+def test_notebook_executes_top_to_bottom(runs, monkeypatch, tmp_path):
+  """In a kernel where `import tensorflow` fails: inspection needs no TensorFlow (device evaluation)."""
   import nbclient
   import nbformat
+  from tests import notf
   nb = nbformat.read(os.path.join(ROOT, "notebooks", "inspect_checkpoint.ipynb"), as_version=4)
   monkeypatch.setenv("LTJAX_RUN_DIR", runs["arb"])
   monkeypatch.delenv("XLA_FLAGS", raising=False)
+  monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [notf.blocker(tmp_path), ROOT,
+                                                                  os.environ.get("PYTHONPATH")])))
   client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                    resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}})
   client.execute()
