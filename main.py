@@ -38,20 +38,14 @@ def main(argv):
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  from ltjax.config import ConfigError
-  from ltjax.data.filelist import SplitFileError
-  from ltjax.data.pipeline import ImageDecodeError
-  from ltjax.data.sources import DataNotFoundError
-  from ltjax.optional import MissingDependencyError
+  from ltjax.errors import LtjaxError, Preempted
   from ltjax.train import loop
-  from ltjax.train.checkpoint import CheckpointError
   try:
     results = loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except loop.Preempted as e:
+  except Preempted as e:
     print(f"preempted: {e}", file=sys.stderr)
     sys.exit(143)
-  except (ConfigError, DataNotFoundError, SplitFileError, ImageDecodeError, CheckpointError, MissingDependencyError,
-          loop.TrainingDiverged) as e:
+  except LtjaxError as e:  # every user-facing error (ltjax/errors.py): one line, no traceback
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   print(f"results in {os.path.join(FLAGS.workdir, 'results.json')}")

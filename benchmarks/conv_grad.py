@@ -10,7 +10,6 @@ once and 'onednn' adds its own; --torch adds PyTorch's (an optional benchmark de
 """
 
 import argparse
-import functools
 import json
 import os
 import sys

@@ -31,6 +31,7 @@ def cifar100_lt_labels():
 
 def build(batch):
   from configs import sbcl_cifar
+
   from ltjax.data import pipeline
   from ltjax.data.sources import Dataset, Split
   from ltjax.data.stats import ClassStats
@@ -72,7 +73,7 @@ def main():
   p.add_argument("--out", default="")
   a = p.parse_args()
   from common import emit
-  from ltjax import sbcl
+
   from ltjax.train import step as step_lib
 
   dev = {"backend": jax.default_backend(), "devices": jax.device_count(), "cpus": os.cpu_count(),

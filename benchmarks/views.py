@@ -25,8 +25,9 @@ MEAN, STD = (0.5,) * 3, (0.25,) * 3
 
 
 def host_fns(size):
-  from ltjax.data import augment, augment_moco, records_augment
   import tensorflow as tf
+
+  from ltjax.data import augment, contrastive_views, randaugment
 
   def two(view):
     def fn(image, seed):
@@ -36,8 +37,8 @@ def host_fns(size):
 
   return {"standard": None,
           "supcon": two(lambda im, s: augment.simclr_view(im, s, size=size, mean=MEAN, std=STD)),
-          "moco": augment_moco.moco_two_views(size=size, mean=MEAN, std=STD),
-          "records": records_augment.weak_strong(MEAN, STD, size)}
+          "moco": contrastive_views.moco_two_views(size=size, mean=MEAN, std=STD),
+          "records": randaugment.weak_strong(MEAN, STD, size)}
 
 
 def device_fns(size):
@@ -77,6 +78,7 @@ def main():
   if "device" in a.paths:
     import jax
     import jax.numpy as jnp
+
     from ltjax.data import device
     x = jnp.asarray(images[:a.batch])
     keys = device.example_keys(0, jnp.int32(0), jnp.arange(a.batch))

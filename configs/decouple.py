@@ -20,7 +20,7 @@ keeps the fresh `fc`), every other parameter frozen (`train.trainable = '^fc/'`)
 
 Weights (`init.workdir`; pass `init=PATH` or --config.init.workdir):
   ce_uniform / ce_balanced: the MoCo run (configs/moco_pretrain.py) or a converted official checkpoint
-    (`python -m ltjax.moco_checkpoint moco_ckpt_0199.pth.tar moco.npz`); the query encoder minus its MLP head.
+    (`python -m ltjax.tools.convert_moco moco_ckpt_0199.pth.tar moco.npz`); the query encoder minus its MLP head.
   crt: the CE(Uniform)+SSP run (its best checkpoint).
 
 Commands (full chain in configs/moco_pretrain.py):
@@ -37,8 +37,9 @@ Published numbers (SS README, top-1 ERROR %, ResNet-50 + MoCo SSP):
 import ml_collections
 
 from configs.cifar_lt import parse_args
+
 from ltjax.config import default
-from ltjax.methods.decouple import Decouple
+from ltjax.methods.semi_self.decouple import Decouple
 
 DATASETS = {
     # name: (data.name, weight decay, batch of the feature rows, cRT epochs, color jitter, select on)

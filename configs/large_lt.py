@@ -24,7 +24,7 @@ global batch (upstream: per GPU under DDP; docs/DEVIATIONS.md).
 Places-LT: the ImageNet-pretrained trunk minus its last block is frozen (eval-mode BN, no gradient), a fresh
 bottleneck + linear head train (`train.trainable='^(block|fc)/'`). ARB's config names ResNet-50 but cannot load it
 (spec §1.5 bug); the default here is MiSLAS's ResNet-152 (`depth=152`), `depth=50` gives ARB's stated backbone.
-The trunk comes from torchvision's ImageNet weights converted once with tools/convert_torchvision.py into
+The trunk comes from torchvision's ImageNet weights converted once with ltjax/tools/convert_torchvision.py into
 `pretrained/resnet{depth}_torchvision.npz` (or pass --config.init.workdir=PATH); `pretrained=0` reproduces
 upstream's `not_pretrained: True` (a random frozen trunk).
 
@@ -43,6 +43,7 @@ official runs are float32).
 import ml_collections
 
 from configs.cifar_lt import parse_args
+
 from ltjax.config import default
 
 ROWS = {

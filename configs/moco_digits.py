@@ -24,10 +24,11 @@ sbcl_linear 25 s → 90.3.
 import ml_collections
 
 from configs.cifar_lt import parse_args
+
 from ltjax.config import default
-from ltjax.methods.decouple import Decouple
 from ltjax.methods.moco import moco_defaults
-from ltjax.methods.sbcl_moco import SbclMoco
+from ltjax.methods.sbcl.moco_method import SbclMoco
+from ltjax.methods.semi_self.decouple import Decouple
 
 STAGES = ("moco", "crt", "sbcl", "sbcl_linear")
 

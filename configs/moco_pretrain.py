@@ -17,7 +17,7 @@ Command chain (ImageNet-LT; iNaturalist: dataset=inaturalist and the decouple ro
       --config.init.workdir=runs/moco_imagenet_lt --config.data.root=/data/imagenet
   python main.py --config configs/decouple.py:dataset=imagenet_lt,row=crt --workdir runs/dec_in_crt \\
       --config.init.workdir=runs/dec_in_uniform --config.data.root=/data/imagenet
-An official checkpoint can replace the first run: `python -m ltjax.moco_checkpoint moco_ckpt_0199.pth.tar
+An official checkpoint can replace the first run: `python -m ltjax.tools.convert_moco moco_ckpt_0199.pth.tar
 runs/moco_in.npz` and `--config.init.workdir=runs/moco_in.npz` for the decouple rows.
 
 Published numbers (SS README, top-1 ERROR, ResNet-50, 90 epochs of fine-tuning after this pre-training):
@@ -30,6 +30,7 @@ Cost: about 1 ResNet-50 img/s on the 2-core CPU machine (two encoders) — run i
 import ml_collections
 
 from configs.cifar_lt import parse_args
+
 from ltjax.config import default
 from ltjax.methods.moco import moco_defaults
 

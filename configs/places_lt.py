@@ -3,7 +3,7 @@ frozen ImageNet-pretrained trunk minus its last block + a trainable bottleneck +
 lr 0.1 cosine, wd 5e-4. `--config configs/places_lt.py[:depth=152|50,pretrained=1|0]`; details: configs/large_lt.py.
 
 Prepare the trunk once (needs torch + torchvision, on any machine):
-  python tools/convert_torchvision.py --torchvision resnet152 --weights IMAGENET1K_V1 --check places_resnet152 \\
+  python -m ltjax.tools.convert_torchvision --torchvision resnet152 --weights IMAGENET1K_V1 --check places_resnet152 \\
       --num-classes 365 --out pretrained/resnet152_torchvision.npz
 Command:
   python main.py --config configs/places_lt.py --config.data.root=/data/places365 --workdir runs/places_ugcc_mixup

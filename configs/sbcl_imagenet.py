@@ -35,10 +35,11 @@ ResNet-50 top-1 53.4 (many 63.8 / medium 51.3 / few 31.2).
 import ml_collections
 
 from configs.cifar_lt import parse_args
+
 from ltjax.config import default
-from ltjax.methods.decouple import Decouple
 from ltjax.methods.moco import moco_defaults
-from ltjax.methods.sbcl_moco import SbclMoco
+from ltjax.methods.sbcl.moco_method import SbclMoco
+from ltjax.methods.semi_self.decouple import Decouple
 
 PUBLISHED = {"top1": 53.4, "many": 63.8, "medium": 51.3, "few": 31.2}
 

@@ -4,14 +4,14 @@ resnet32`): step 1 of the "Rethinking the Value of Labels" SSP rows (NeurIPS 202
 ARGS = `dataset=cifar10|cifar100,imb=0.01|0.02|0.1` (defaults cifar10, 0.01). The training set is the long-tailed
 subset of §1.1 with the same ρ (labels ignored). Each batch (after crop/flip/normalise) gets rotation ids k = the
 first B of a permutation of [0,1,2,3]·(⌊B/4⌋+1), image i is rotated by k_i·90° and a 4-way ResNet-32 head is trained
-with CE on k (ltjax/methods/rotation.py). SGD 0.1, momentum 0.9, wd 2e-4, batch 128, 200 epochs, the SS step
+with CE on k (ltjax/methods/semi_self/rotation.py). SGD 0.1, momentum 0.9, wd 2e-4, batch 128, 200 epochs, the SS step
 schedule (warm-up 5, ×0.01 after epoch 160, ×1e-4 after 180; `--config.optim.legacy_order=True` for the pre-2021
 order the 2020 checkpoints presumably used, see docs/DEVIATIONS.md). No class-label evaluation (eval_every = 0);
 the last checkpoint is the pre-trained model.
 
 Chain (one pre-training per dataset × ρ, used by both fine-tuning rows; docs/SEMI_SELF.md):
   python main.py --config configs/ss_rotation.py:dataset=cifar10,imb=0.01 --workdir runs/ss_rot_cifar10_0.01
-  python -m ltjax.rotation_eval --workdir runs/ss_rot_cifar10_0.01        # rotation accuracy on the test split
+  python -m ltjax.tools.rotation_eval --workdir runs/ss_rot_cifar10_0.01        # rotation accuracy on the test split
   python main.py --config configs/ss_finetune.py:dataset=cifar10,imb=0.01,row=ce_uniform \\
       --workdir runs/ss_ft_cifar10_0.01_ce_uniform                       # reads runs/ss_rot_cifar10_0.01
 

@@ -17,7 +17,7 @@ pseudo-label counts, as the official cls_num_list); SGD 0.1, wd 2e-4, 200 epochs
 
 Chain (docs/SEMI_SELF.md), e.g. CIFAR-10-LT ρ = 50, ρ_U = 50:
   python main.py --config configs/cifar_lt.py:dataset=cifar10,imb=0.02,row=ce_ss --workdir runs/ss_base_cifar10_0.02
-  python -m ltjax.pseudolabel --workdir runs/ss_base_cifar10_0.02 --pool data/ti_80M_selected.pickle \\
+  python -m ltjax.tools.pseudolabel --workdir runs/ss_base_cifar10_0.02 --pool data/ti_80M_selected.pickle \\
       --out data/pseudo_labeled_cifar10_0.02.npz
   python main.py --config configs/ss_semi.py:dataset=cifar10,imb=0.02,imb_u=0.02 --workdir runs/ss_semi_cifar10_0.02_u0.02
 SVHN-LT: base `configs/svhn_lt.py:imb=0.02,row=ce_ss` → runs/ss_base_svhn_0.02, then `--pool svhn_extra --out

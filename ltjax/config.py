@@ -12,13 +12,11 @@ import re
 import ml_collections
 from ml_collections import config_dict
 
+from ltjax.errors import ConfigError  # noqa: F401 (re-exported)
+
 # Names accepted by `config.train_rule` (spec ARB_AND_SEMISELF §3.1).
 TRAIN_RULES = ("none", "reweight", "drw", "resample", "class_aware")
 SELECT_ON = ("test", "val", "last")
-
-
-class ConfigError(ValueError):
-  """A config that cannot run; the message names the field and the fix."""
 
 
 def default() -> ml_collections.ConfigDict:
@@ -67,7 +65,7 @@ def default() -> ml_collections.ConfigDict:
   # appended to the long-tailed training set with their pseudo labels as targets.
   c.data.unlabeled = ml_collections.ConfigDict()
   c.data.unlabeled.pool = ""  # TinyImages selection .pickle | 'svhn_extra' | .npy/.npz | image folder
-  c.data.unlabeled.pseudo_labels = ""  # file written by `python -m ltjax.pseudolabel` (or an official pickle)
+  c.data.unlabeled.pseudo_labels = ""  # file written by `python -m ltjax.tools.pseudolabel` (or an official pickle)
   c.data.unlabeled.imb_factor = 0.01  # ρ_U (--imb_factor_unlabel): 1 balanced, 0.04/0.02/0.01 ratio 25/50/100
   c.data.unlabeled.multiplier = 5  # D_U@5x: |D_U| ≈ multiplier × |labeled|
   c.data.unlabeled.select_by = "truth"  # truth (official: pool labels choose counts) | pseudo | all (whole pool)

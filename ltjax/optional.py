@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 
+from ltjax.errors import MissingDependencyError  # noqa: F401 (re-exported)
+
 INSTALL = "pip install tensorflow-cpu tensorflow-datasets importlib_resources (the versions in requirements.txt)"
-
-
-class MissingDependencyError(ImportError):
-  """What the run asks for needs a package that is not installed; the message names it and the fix."""
 
 
 def available(module: str = "tensorflow") -> bool:

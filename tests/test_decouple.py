@@ -1,4 +1,4 @@
-"""Decoupling-style runs (ltjax/methods/decouple.py): epoch orders of ⌊N/B⌋·B indices, the class-aware sampler,
+"""Decoupling-style runs (ltjax/methods/semi_self/decouple.py): epoch orders of ⌊N/B⌋·B indices, the class-aware sampler,
 the in-batch shuffle, the SBCL N(0, 0.01²) classifier, and cRT on MoCo weights: only the classifier changes, BN
 running statistics update in 'train' mode and stay put in 'eval' mode (the MoCo → cRT chain on digits)."""
 
@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from configs import moco_digits
+from tests.cfgutil import override
+
 from ltjax import config as config_lib
 from ltjax.data.stats import ClassStats
-from ltjax.methods.decouple import Decouple
+from ltjax.methods.semi_self.decouple import Decouple
 from ltjax.train import loop
 from ltjax.train.checkpoint import Checkpointer
-from tests.cfgutil import override
 
 
 def dcfg(**over):

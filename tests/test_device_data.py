@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from tests import notf
+from tests.test_train import _disagreement, params_of, tiny
+
 from ltjax import methods
 from ltjax.data import device, device_augment, pipeline
 from ltjax.data.sources import Split
 from ltjax.train import loop, step as step_lib
-from tests import notf
-from tests.test_train import _disagreement, params_of, tiny
 
 
 def write_npz(path, side=16, classes=5, per_class=40, test_per_class=8, channels=3, nhw=False, seed=0):
@@ -331,7 +332,7 @@ def test_cli_trains_and_inspects_without_tensorflow(tmp_path):
   assert "top-1" in r.stdout
   res = json.loads(open(os.path.join(wd, "results.json")).read())
   assert res["best"]["top1"] > 30.0 and json.load(open(os.path.join(wd, "config.json")))["data"]["pipeline"] == "auto"
-  probe = ("import sys, ltjax\nfrom ltjax.inspect import open_run\nr = open_run(sys.argv[1])\nev = r.evaluate('test')\n"
+  probe = ("import sys, ltjax\nfrom ltjax.tools.open_run import open_run\nr = open_run(sys.argv[1])\nev = r.evaluate('test')\n"
            "r.geometry('test'); r.confusion('test')\nassert 'tensorflow' not in sys.modules\nprint('TOP1', ev['top1'])")
   r = run("-c", probe, wd)
   assert r.returncode == 0, r.stderr[-3000:]

@@ -8,8 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax.data import device_augment as da
-from ltjax.data import device_randaugment as dra
+from ltjax.data import device_augment as da, device_randaugment as dra
 
 
 def _image(h=32, w=32, c=3, seed=0, smooth=True):
@@ -87,7 +86,7 @@ def test_color_jitter_equals_tf(tf, dtype):
 
 @pytest.mark.tensorflow
 def test_grayscale_and_blur_equal_tf(tf):
-  from ltjax.data import augment, augment_moco
+  from ltjax.data import augment, contrastive_views
   img = _image(16, 16, 3, seed=6)
   np.testing.assert_array_equal(np.asarray(da.grayscale(jnp.asarray(img))), augment.grayscale(tf.constant(img)).numpy())
   x = img.astype(np.float32) / 255.0
@@ -95,7 +94,7 @@ def test_grayscale_and_blur_equal_tf(tf):
                              atol=1e-6)
   for sigma in (0.1, 0.7, 2.0):
     np.testing.assert_allclose(np.asarray(da.gaussian_blur(jnp.asarray(x), jnp.float32(sigma))),
-                               augment_moco.gaussian_blur(tf.constant(x), tf.constant(sigma)).numpy(), atol=1e-5)
+                               contrastive_views.gaussian_blur(tf.constant(x), tf.constant(sigma)).numpy(), atol=1e-5)
 
 
 _randaugment_op = jax.jit(dra.randaugment_op)  # one compile for every op and magnitude
@@ -104,13 +103,13 @@ _randaugment_op = jax.jit(dra.randaugment_op)  # one compile for every op and ma
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("op", range(dra.N_OPS), ids=[o[0] for o in dra.RANDAUGMENT_OPS])
 def test_randaugment_ops_equal_tf(tf, op):
-  from ltjax.data import records_augment
+  from ltjax.data import randaugment
   name, lo, hi = dra.RANDAUGMENT_OPS[op]
   for seed, smooth in ((7, True), (8, False)):
     img = _image(32, 32, 3, seed=seed, smooth=smooth)
     for v in np.linspace(lo, hi, 5).astype(np.float32):
       got = np.asarray(_randaugment_op(jnp.asarray(img), jnp.int32(op), jnp.float32(v)))
-      want = records_augment._randaugment_op(tf.constant(img), tf.constant(op), tf.constant(v)).numpy()
+      want = randaugment._randaugment_op(tf.constant(img), tf.constant(op), tf.constant(v)).numpy()
       d = np.abs(got.astype(int) - want.astype(int))
       # Geometric ops may flip a nearest-neighbour pick where a sample lands on a pixel edge in float.
       tol = 0.02 if name in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY") else 0.0

@@ -2,16 +2,16 @@
 RandomResizedCrop / ColorJitter / Resize+CenterCrop against numpy references, the file-backed pipeline (resume,
 per-process slices, decode errors), and TFDS sources under mock data."""
 
-import dataclasses
 import math
 import os
 
 import numpy as np
 import pytest
 
+from tests import jpeg_tree
+
 from ltjax import config as config_lib
 from ltjax.data import augment, filelist, large, pipeline, sources
-from tests import jpeg_tree
 
 pytestmark = pytest.mark.tensorflow
 tf = pytest.importorskip("tensorflow")

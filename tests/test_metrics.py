@@ -1,7 +1,6 @@
 """ltjax.metrics against hand-computed cases and independent loop references (spec ARB_AND_SEMISELF §1.7)."""
 
 import json
-import math
 
 import numpy as np
 import pytest

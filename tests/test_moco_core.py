@@ -1,4 +1,4 @@
-"""Pure MoCo pieces (ltjax/moco.py) against float64 numpy references written from spec §3.6: FIFO enqueue with the
+"""Pure MoCo pieces (ltjax/methods/moco/core.py) against float64 numpy references written from spec §3.6: FIFO enqueue with the
 pointer wrap, momentum update, InfoNCE value and gradient, per-group BatchNorm and the shuffle-BN forward."""
 
 import jax
@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import moco
+from ltjax.losses import contrastive
+from ltjax.methods.moco import core as moco_core
 from ltjax.models import create_model
 
 
@@ -23,28 +24,28 @@ def test_enqueue_overwrites_exact_rows_and_wraps():
   ref_ptr = 0
   for step in range(5):  # 5 writes of 4 into 12 rows: pointer 0, 4, 8, 0 (wrap), 4
     vals = np.full((B, d), 100.0 + step, np.float32)
-    q, ptr = moco.enqueue(q, ptr, jnp.asarray(vals))
+    q, ptr = moco_core.enqueue(q, ptr, jnp.asarray(vals))
     ref[ref_ptr:ref_ptr + B] = vals
     ref_ptr = (ref_ptr + B) % K
     np.testing.assert_array_equal(np.asarray(q), ref)
     assert int(ptr) == ref_ptr
   # after the wrap, rows 0..3 hold step 3 and rows 4..7 step 4, rows 8..11 still step 2
   np.testing.assert_array_equal(np.asarray(q)[:, 0], [103] * 4 + [104] * 4 + [102] * 4)
-  labels, p = moco.enqueue(-jnp.ones((K,), jnp.int32), jnp.int32(8), jnp.arange(4, dtype=jnp.int32))
+  labels, p = moco_core.enqueue(-jnp.ones((K,), jnp.int32), jnp.int32(8), jnp.arange(4, dtype=jnp.int32))
   np.testing.assert_array_equal(np.asarray(labels), [-1] * 8 + [0, 1, 2, 3])
   assert int(p) == 0
   with pytest.raises(ValueError, match="multiple of the global batch"):
-    moco.enqueue(q, ptr, jnp.zeros((5, d)))
+    moco_core.enqueue(q, ptr, jnp.zeros((5, d)))
 
 
 def test_momentum_update_is_ema_without_gradient():
   k = {"a": jnp.array([1.0, 2.0]), "b": {"c": jnp.array(3.0)}}
   q = {"a": jnp.array([3.0, -2.0]), "b": {"c": jnp.array(5.0)}}
-  out = moco.momentum_update(k, q, 0.999)
+  out = moco_core.momentum_update(k, q, 0.999)
   np.testing.assert_allclose(np.asarray(out["a"]), 0.999 * np.array([1.0, 2.0]) + 0.001 * np.array([3.0, -2.0]),
                              rtol=1e-6)
   np.testing.assert_allclose(float(out["b"]["c"]), 0.999 * 3 + 0.001 * 5, rtol=1e-6)
-  g = jax.grad(lambda p: jnp.sum(moco.momentum_update(k, p, 0.9)["a"]))(q)
+  g = jax.grad(lambda p: jnp.sum(moco_core.momentum_update(k, p, 0.9)["a"]))(q)
   np.testing.assert_array_equal(np.asarray(g["a"]), 0.0)
 
 
@@ -75,18 +76,18 @@ def test_infonce_value_and_gradient_match_numpy():
   k = np_normalize(rng.normal(size=(B, d)))
   queue = np_normalize(rng.normal(size=(K, d)))
   args = [jnp.asarray(a, jnp.float32) for a in (q, k, queue)]
-  val, grads = jax.value_and_grad(lambda *a: moco.infonce_loss(*a, temperature=T), argnums=(0, 1, 2))(*args)
+  val, grads = jax.value_and_grad(lambda *a: contrastive.infonce_loss(*a, temperature=T), argnums=(0, 1, 2))(*args)
   np.testing.assert_allclose(float(val), np_infonce(q, k, queue, T), rtol=1e-5)
   np.testing.assert_allclose(np.asarray(grads[0]), np_infonce_grad_q(q, k, queue, T), rtol=1e-4, atol=1e-6)
   np.testing.assert_array_equal(np.asarray(grads[1]), 0.0)  # keys and queue are constants
   np.testing.assert_array_equal(np.asarray(grads[2]), 0.0)
-  logits = moco.infonce_logits(*args, temperature=1.0)
+  logits = contrastive.infonce_logits(*args, temperature=1.0)
   assert logits.shape == (B, 1 + K)
   np.testing.assert_allclose(np.asarray(logits[:, 1:]), q @ queue.T, rtol=1e-5, atol=1e-6)
 
 
 def test_init_queue_rows_are_unit_norm():
-  qu = moco.init_queue(jax.random.PRNGKey(0), 32, 8)
+  qu = moco_core.init_queue(jax.random.PRNGKey(0), 32, 8)
   np.testing.assert_allclose(np.linalg.norm(np.asarray(qu), axis=1), 1.0, rtol=1e-5)
 
 
@@ -110,7 +111,7 @@ def test_grouped_apply_normalises_each_group_with_its_own_statistics():
   rng = np.random.default_rng(1)
   x = jnp.asarray(rng.normal(size=(8, 8, 8, 3)), jnp.float32)
   model, v = _model_vars(x)
-  out, stats = moco.grouped_apply(model.apply, v, x, groups=4)
+  out, stats = moco_core.grouped_apply(model.apply, v, x, groups=4)
   for g in range(4):
     ref, _ = model.apply(v, x[2 * g:2 * g + 2], train=True, mutable=["batch_stats"])
     np.testing.assert_allclose(np.asarray(out["features"][2 * g:2 * g + 2]), np.asarray(ref["features"]),
@@ -121,12 +122,12 @@ def test_grouped_apply_normalises_each_group_with_its_own_statistics():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-6), stats, ref_stats)
   # one group = ordinary global BatchNorm
   full, _ = model.apply(v, x, train=True, mutable=["batch_stats"])
-  one, _ = moco.grouped_apply(model.apply, v, x, groups=1)
+  one, _ = moco_core.grouped_apply(model.apply, v, x, groups=1)
   np.testing.assert_allclose(np.asarray(one["features"]), np.asarray(full["features"]), rtol=1e-5, atol=1e-6)
   # groups differ from the global batch (otherwise the test above could not tell them apart)
   assert not np.allclose(np.asarray(out["features"]), np.asarray(full["features"]), atol=1e-3)
   with pytest.raises(ValueError, match="BatchNorm groups"):
-    moco.grouped_apply(model.apply, v, x, groups=3)
+    moco_core.grouped_apply(model.apply, v, x, groups=3)
 
 
 def test_shuffled_apply_uses_the_permuted_groups_and_restores_order():
@@ -134,9 +135,9 @@ def test_shuffled_apply_uses_the_permuted_groups_and_restores_order():
   x = jnp.asarray(rng.normal(size=(8, 8, 8, 3)), jnp.float32)
   model, v = _model_vars(x)
   key = jax.random.PRNGKey(7)
-  out, _ = moco.shuffled_apply(model.apply, v, x, 4, key)
+  out, _ = moco_core.shuffled_apply(model.apply, v, x, 4, key)
   perm = np.asarray(jax.random.permutation(key, 8))
-  ref, _ = moco.grouped_apply(model.apply, v, x[perm], 4)
+  ref, _ = moco_core.grouped_apply(model.apply, v, x[perm], 4)
   inv = np.argsort(perm)
   np.testing.assert_allclose(np.asarray(out["features"]), np.asarray(ref["features"])[inv], rtol=1e-5, atol=1e-6)
   # row i is example i's output, normalised inside the group π put it in: example perm[0]'s group is perm[0:2]

@@ -9,11 +9,13 @@ import optax
 import pytest
 
 from configs import moco_digits
-from ltjax import config as config_lib, moco, sbcl, sbcl_queue
-from ltjax.methods import sbcl_moco as sbcl_moco_lib
+from tests.cfgutil import override
+
+from ltjax import config as config_lib
+from ltjax.losses import contrastive, contrastive_queue
+from ltjax.methods.sbcl import clustering, schedules as sbcl_schedules
 from ltjax.train import loop, step as step_lib
 from ltjax.train.checkpoint import Checkpointer
-from tests.cfgutil import override
 
 
 def cfg_of(stage="moco", **over):
@@ -135,7 +137,7 @@ def test_label_queues_are_read_before_the_batch_is_enqueued(phase2):
       ms, batch, key)
   k_shuffle, k_kcl = jax.random.split(key)
   q, k, _, _ = jax.jit(lambda ms, b: method.encode(apply, state.params, state.batch_stats, ms, b, k_shuffle))(ms, batch)
-  logits = moco.infonce_logits(q, k, ms["queue"], 1.0)
+  logits = contrastive.infonce_logits(q, k, ms["queue"], 1.0)
   y = batch["label"]
   sub = jnp.asarray(sub_labels)[batch["index"]]
   new_ql = np.asarray(new_ms["queue_labels"])
@@ -145,11 +147,11 @@ def test_label_queues_are_read_before_the_batch_is_enqueued(phase2):
   np.testing.assert_array_equal(np.delete(new_ql, np.s_[ptr:ptr + B]), np.delete(ql, np.s_[ptr:ptr + B]))
   assert int(new_ms["ptr"]) == 3 * B
   if phase2:
-    before = sbcl_queue.sbcl_queue_loss(logits, y, sub, jnp.asarray(ql), jnp.asarray(qs), 0.07, 0.12, 0.2)
-    after = sbcl_queue.sbcl_queue_loss(logits, y, sub, jnp.asarray(new_ql), jnp.asarray(new_qs), 0.07, 0.12, 0.2)
+    before = contrastive_queue.sbcl_queue_loss(logits, y, sub, jnp.asarray(ql), jnp.asarray(qs), 0.07, 0.12, 0.2)
+    after = contrastive_queue.sbcl_queue_loss(logits, y, sub, jnp.asarray(new_ql), jnp.asarray(new_qs), 0.07, 0.12, 0.2)
   else:
-    before = sbcl_queue.kcl_loss(logits, y, jnp.asarray(ql), k_kcl, 6, 0.07)
-    after = sbcl_queue.kcl_loss(logits, y, jnp.asarray(new_ql), k_kcl, 6, 0.07)
+    before = contrastive_queue.kcl_loss(logits, y, jnp.asarray(ql), k_kcl, 6, 0.07)
+    after = contrastive_queue.kcl_loss(logits, y, jnp.asarray(new_ql), k_kcl, 6, 0.07)
   np.testing.assert_allclose(float(loss), float(before), rtol=1e-5)
   assert abs(float(before) - float(after)) > 1e-4
 
@@ -231,7 +233,7 @@ def test_phase_two_resets_momentum_once_and_reclusters(tmp_path):
   traces = [s.trace for s in jax.tree.leaves(out.opt_state, is_leaf=is_trace) if is_trace(s)]
   assert traces and all(float(jnp.abs(t).sum()) == 0 for tr in traces for t in jax.tree.leaves(tr))
   labels = np.asarray(out.method_state["sub_labels"])
-  sub_class, offsets = sbcl.subclass_layout(run.method.sub_counts)
+  sub_class, offsets = clustering.subclass_layout(run.method.sub_counts)
   train_labels = run.data.train.labels
   assert np.all(labels >= 0) and np.all(sub_class[labels] == train_labels)
   assert len(np.unique(labels)) > run.data.num_classes  # classes with M_c > 1 were split
@@ -246,10 +248,10 @@ def test_phase_two_resets_momentum_once_and_reclusters(tmp_path):
 
 
 def test_schedules_and_momentum_reset():
-  t = [sbcl_moco_lib.sbcl_moco_cosine(e, 0.1, 400) for e in range(400)]
+  t = [sbcl_schedules.sbcl_moco_cosine(e, 0.1, 400) for e in range(400)]
   assert t[0] == t[200] == pytest.approx(0.1) and t[100] == pytest.approx(0.05) and t[199] == t[399] > 0
   assert t[199] == pytest.approx(0.1 * 0.5 * (1 + np.cos(np.pi * 199 / 200)))
-  s = [sbcl_moco_lib.sbcl_imagenet_linear_step(e, 10.0) for e in range(40)]
+  s = [sbcl_schedules.sbcl_imagenet_linear_step(e, 10.0) for e in range(40)]
   assert s[18] == 10.0 and s[19] == pytest.approx(1.0) and s[28] == pytest.approx(1.0) and s[29] == pytest.approx(0.1)
   cfg = cfg_of("sbcl")
   with pytest.raises(config_lib.ConfigError, match="twice phase2_epoch"):
@@ -276,8 +278,9 @@ def test_sbcl_moco_on_file_backed_split_files(tmp_path):
   the generated tree small): aug-plus views from decoded images, and the
   clustering pass reading and decoding the files itself (phase 2 from epoch 0: clustering before the first step
   uses the query encoder, the key encoder not being copied yet)."""
-  from ltjax.data import large
   from tests import jpeg_tree
+
+  from ltjax.data import large
   spec = large.SPECS["places_lt"]
   counts = [3, 2] + [1] * (spec.num_classes - 2)  # every class present: M_c >= 1 needs n_c >= 1
   jpeg_tree.make_tree(str(tmp_path), counts, 1, lists=(spec.train_list, spec.test_list), size_range=(10, 20))

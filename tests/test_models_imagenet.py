@@ -1,6 +1,5 @@
 """ImageNet ResNets (spec §1.5): torchvision parameter counts and paths, v1.5 strides, init, bf16, Places' frozen trunk."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

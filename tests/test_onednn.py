@@ -5,14 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from .test_conv import CASES, _data, _ref
 from ltjax.kernels import onednn
 from ltjax.models import conv as conv_lib
 from ltjax.models.conv import conv2d
-
-from .test_conv import CASES, _data, _ref
 
 pytestmark = pytest.mark.skipif(not onednn.available(), reason=f"oneDNN kernels unavailable: "
                                 f"{onednn.unavailable_reason()}")

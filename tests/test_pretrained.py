@@ -8,15 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import config as config_lib
-from ltjax import methods
-from ltjax.config import ConfigError
-from ltjax.data import pipeline, samplers
-from ltjax.data.sources import Split
-from ltjax.models import create_model
-from ltjax.train import loop, pretrained
 from tests.test_train import params_of, tiny
 
+from ltjax import config as config_lib, methods
+from ltjax.data import pipeline, samplers
+from ltjax.data.sources import Split
+from ltjax.errors import ConfigError
+from ltjax.models import create_model
+from ltjax.train import loop, pretrained
 
 # ---------------------------------------------------------------------------------------------------------------
 # merge / load

@@ -1,5 +1,5 @@
 """Pseudo-label semi-supervised learning end to end on the embedded digits (spec ARB_AND_SEMISELF §3.3): train a tiny
-base model, pseudo-label a generated pool with `python -m ltjax.pseudolabel`, train on labeled + D_U."""
+base model, pseudo-label a generated pool with `python -m ltjax.tools.pseudolabel`, train on labeled + D_U."""
 
 import json
 
@@ -7,12 +7,13 @@ import jax
 import numpy as np
 import pytest
 
-from ltjax import pseudolabel
-from ltjax.data import imbalance, unlabeled
-from ltjax.inspect import open_run
-from ltjax.train import loop
 from tests.test_semi_data import digits_pool, write_pool
 from tests.test_train import tiny
+
+from ltjax.data import imbalance, unlabeled
+from ltjax.tools import pseudolabel
+from ltjax.tools.open_run import open_run
+from ltjax.train import loop
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import partial_labels as pl
 from ltjax.data.imbalance import select_long_tailed
-from ltjax.losses import records as rec
+from ltjax.losses import partial_label as rec
+from ltjax.methods.records import candidates as pl
 
-# The widely used CIFAR-100 fine→coarse table (independent of the name lists in ltjax.partial_labels).
+# The widely used CIFAR-100 fine→coarse table (independent of the name lists in ltjax.methods.records.candidates).
 SPARSE2COARSE = np.array([
     4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11, 6, 11, 5, 10, 7, 6, 13, 15, 3, 15,
     0, 11, 1, 10, 12, 14, 16, 9, 11, 5, 5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4, 2, 0, 17, 4, 18, 17,

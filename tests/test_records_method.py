@@ -7,17 +7,17 @@ import random
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from configs import records_cifar, records_digits
+from tests.test_records import _corr_grad_ref, _corr_ref, _sinkhorn_ref, _softmax
+
 from ltjax import config as config_lib
 from ltjax.data import imbalance, sources
 from ltjax.data.stats import ClassStats
 from ltjax.methods import records as mr
 from ltjax.train import optim
-from tests.test_records import _corr_grad_ref, _corr_ref, _sinkhorn_ref, _softmax
 
 
 # ------------------------------------------------------------------------------------- candidates of the LT subset
@@ -345,13 +345,14 @@ def test_bad_settings():
 
 def test_candidates_must_hold_the_true_label():
   with pytest.raises(ValueError, match="example 1 excludes its true label"):
-    from ltjax import partial_labels as pl
+    from ltjax.methods.records import candidates as pl
     pl.check_candidates(np.array([[1, 0], [1, 0]]), np.array([0, 1]))
 
 
 # ----------------------------------------------------------------------------------------------------------- VOC
 def test_voc_reader(tmp_path):
   from PIL import Image
+
   from ltjax.data import voc_pll
   root = tmp_path / "PLL"
   (root / "train_var" / "images").mkdir(parents=True)

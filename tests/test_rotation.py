@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from tests.cfgutil import override
+
 from ltjax import config as config_lib
 from ltjax.methods import REGISTRY
-from ltjax.methods.rotation import Rotation, rotate, rotation_batch, rotation_labels
+from ltjax.methods.semi_self.rotation import Rotation, rotate, rotation_batch, rotation_labels
 from ltjax.train import step as step_lib
-from tests.cfgutil import override
 
 
 @pytest.mark.parametrize("b", [1, 3, 4, 7, 64, 130])

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ltjax import sbcl
+from ltjax.losses import contrastive
+from ltjax.methods.sbcl import clustering
 
 
 def _lt_counts(n_max, C, r):
@@ -36,24 +37,24 @@ def _unit(x):
 
 
 def test_subclass_counts_cifar():
-  m10 = sbcl.subclass_counts(_lt_counts(5000, 10, 0.01))
+  m10 = clustering.subclass_counts(_lt_counts(5000, 10, 0.01))
   assert m10.tolist() == [100, 59, 35, 21, 12, 7, 4, 2, 1, 1] and m10.sum() == 242
-  m100 = sbcl.subclass_counts(_lt_counts(500, 100, 0.01))
+  m100 = clustering.subclass_counts(_lt_counts(500, 100, 0.01))
   assert m100[:10].tolist() == [50, 47, 45, 43, 41, 39, 37, 36, 34, 32]
   assert (m100[-30:] == 1).all() and m100[-31] > 1 and m100.sum() == 1051
-  assert sbcl.subclass_counts(_lt_counts(500, 100, 0.02)).sum() == 1219
-  assert sbcl.subclass_counts(_lt_counts(500, 100, 0.1)).sum() == 346
-  assert sbcl.subclass_counts([1280, 5], cluster=20).tolist() == [64, 1]   # ImageNet-LT example
+  assert clustering.subclass_counts(_lt_counts(500, 100, 0.02)).sum() == 1219
+  assert clustering.subclass_counts(_lt_counts(500, 100, 0.1)).sum() == 346
+  assert clustering.subclass_counts([1280, 5], cluster=20).tolist() == [64, 1]   # ImageNet-LT example
 
 
 def test_subclass_count_errors():
   with pytest.raises(ValueError, match="at least one sample"):
-    sbcl.subclass_counts([10, 0])
+    clustering.subclass_counts([10, 0])
   with pytest.raises(ValueError, match="class 1 asks for 5 subclasses but has only 3"):
-    sbcl.check_subclass_counts([10, 3], [2, 5])
+    clustering.check_subclass_counts([10, 3], [2, 5])
   x = _unit(np.random.default_rng(0).normal(size=(13, 4)))
   with pytest.raises(ValueError, match="class 0 asks for 4"):
-    sbcl.cluster(x, np.array([0] * 3 + [1] * 10), (4, 2), jax.random.key(0))
+    clustering.cluster(x, np.array([0] * 3 + [1] * 10), (4, 2), jax.random.key(0))
 
 
 # ------------------------------------------------------------------ A.4.2
@@ -62,7 +63,7 @@ def test_subclass_count_errors():
 def _numpy_kmeans(x, labels, m, init_idx, tol=1e-3, iter_limit=35):
   """Official per-class loop (kmeans_gpu.kmeans, cosine) in float32 numpy, asserting no empty cluster occurs."""
   out = np.full(len(labels), -1)
-  sub_class, offsets = sbcl.subclass_layout(m)
+  sub_class, offsets = clustering.subclass_layout(m)
   for c, mc in enumerate(m):
     idx = np.nonzero(labels == c)[0]
     if mc == 1:
@@ -104,12 +105,12 @@ def test_kmeans_recovers_separable_clusters():
   m = (4, 3, 2, 1)
   x, y, truth = _separable(np.random.default_rng(1), 25, m)
   # Init one point per true cluster (the random init can legitimately land in a local optimum).
-  _, offs = sbcl.subclass_layout(m)
+  _, offs = clustering.subclass_layout(m)
   init = np.array([np.nonzero(truth == s)[0][0] for s in range(sum(m))])
-  out = sbcl.cluster(x, y, m, jax.random.key(0), init_indices=init)
+  out = clustering.cluster(x, y, m, jax.random.key(0), init_indices=init)
   assert _ari(out, truth) == 1.0
   # Random init: ids stay inside their class's range, and all 10 true clusters are found within ARI>0.
-  out2 = sbcl.cluster(x, y, m, jax.random.key(3))
+  out2 = clustering.cluster(x, y, m, jax.random.key(3))
   assert ((out2 >= offs[y]) & (out2 < offs[y] + np.array(m)[y])).all()
   assert _ari(out2, truth) > 0.6
 
@@ -120,30 +121,30 @@ def test_kmeans_matches_official_loop():
   m = (5, 3, 2, 1)
   y = rng.permutation(np.repeat(np.arange(4), n))
   x = _unit(rng.normal(size=(y.size, 8)))
-  init = sbcl.reference_init_indices(y, m, seed=0)
+  init = clustering.reference_init_indices(y, m, seed=0)
   ref = _numpy_kmeans(x, y, m, init)
-  out = sbcl.cluster(x, y, m, jax.random.key(0), init_indices=init)
+  out = clustering.cluster(x, y, m, jax.random.key(0), init_indices=init)
   np.testing.assert_array_equal(out, ref)
 
 
 def test_kmeans_one_vs_eight_devices_with_padding():
   rng = np.random.default_rng(3)
   n = [151, 70, 33, 10, 3]                      # N = 267: not a multiple of 8 → 5 padding rows
-  m = tuple(sbcl.subclass_counts(n, cluster=10))
+  m = tuple(clustering.subclass_counts(n, cluster=10))
   y = rng.permutation(np.repeat(np.arange(5), n))
   x = _unit(rng.normal(size=(y.size, 12)))
-  a1 = sbcl.cluster(x, y, m, jax.random.key(7), mesh=_mesh(1))
-  a8 = sbcl.cluster(x, y, m, jax.random.key(7), mesh=_mesh(8))
+  a1 = clustering.cluster(x, y, m, jax.random.key(7), mesh=_mesh(1))
+  a8 = clustering.cluster(x, y, m, jax.random.key(7), mesh=_mesh(8))
   np.testing.assert_array_equal(a1, a8)
-  a0 = sbcl.cluster(x, y, m, jax.random.key(7))
+  a0 = clustering.cluster(x, y, m, jax.random.key(7))
   np.testing.assert_array_equal(a0, a1)
   # Explicit padding rows (label −1) are ignored and labelled −1.
   xp = np.concatenate([x, _unit(rng.normal(size=(3, 12)))])
   yp = np.concatenate([y, [-1, -1, -1]])
-  ap = np.asarray(sbcl.kmeans_subclasses(jnp.asarray(xp), jnp.asarray(yp), jax.random.key(7), m))
+  ap = np.asarray(clustering.kmeans_subclasses(jnp.asarray(xp), jnp.asarray(yp), jax.random.key(7), m))
   np.testing.assert_array_equal(ap[:-3], a1)
   assert (ap[-3:] == -1).all()
-  _, offs = sbcl.subclass_layout(m)
+  _, offs = clustering.subclass_layout(m)
   assert ((a1 >= offs[y]) & (a1 < offs[y] + np.array(m)[y])).all()
   assert (a1[y == 4] == offs[4]).all()          # M_c = 1 → local id 0
 
@@ -162,7 +163,7 @@ def test_class_temperatures_vs_numpy():
   d = np.clip(d, np.percentile(d, 20), np.percentile(d, 80))
   tau = 0.1 * d / d.mean()
   tau[m == 1] = 0.1
-  got = sbcl.class_temperatures(jnp.asarray(x), jnp.asarray(y), m, 6)
+  got = clustering.class_temperatures(jnp.asarray(x), jnp.asarray(y), m, 6)
   assert got.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(got), tau, rtol=1e-5)
 
@@ -220,10 +221,10 @@ def test_supcon_value_and_grad():
   y = np.array([0, 1, 0, 2, 1, 0])
   yy = np.concatenate([y, y])
   ref = _np_supcon(z, yy)
-  fn = lambda zz: sbcl.supcon_loss(zz, jnp.asarray(y))
+  fn = lambda zz: contrastive.supcon_loss(zz, jnp.asarray(y))
   val, grad = jax.value_and_grad(fn)(jnp.asarray(z, jnp.float32))
   np.testing.assert_allclose(float(val), ref, rtol=1e-5)
-  np.testing.assert_allclose(float(sbcl.supcon_loss(jnp.asarray(z, jnp.float32), jnp.asarray(yy))), ref, rtol=1e-5)
+  np.testing.assert_allclose(float(contrastive.supcon_loss(jnp.asarray(z, jnp.float32), jnp.asarray(yy))), ref, rtol=1e-5)
   np.testing.assert_allclose(np.asarray(grad), _fd_grad(lambda q: _np_supcon(q, yy), z), rtol=2e-3, atol=2e-4)
 
 
@@ -235,7 +236,7 @@ def test_sbcl_value_and_grad():
   taus = np.array([0.13, 0.08, 0.1])
   yy, kk = np.concatenate([y, y]), np.concatenate([k, k])
   ref = _np_sbcl(z, yy, kk, taus)
-  fn = lambda zz: sbcl.sbcl_loss(zz, jnp.asarray(y), jnp.asarray(k), jnp.asarray(taus, jnp.float32))
+  fn = lambda zz: contrastive.sbcl_loss(zz, jnp.asarray(y), jnp.asarray(k), jnp.asarray(taus, jnp.float32))
   val, grad = jax.value_and_grad(fn)(jnp.asarray(z, jnp.float32))
   np.testing.assert_allclose(float(val), ref, rtol=1e-5)
   np.testing.assert_allclose(np.asarray(grad), _fd_grad(lambda q: _np_sbcl(q, yy, kk, taus), z),
@@ -268,10 +269,10 @@ def test_sbcl_ccl_value_and_grad():
   k = np.array([0, 1, 2, 3, 4, 1, 2])
   yy, kk = np.concatenate([y, y]), np.concatenate([k, k])
   ref = _np_ccl(z, yy, kk)
-  fn = lambda zz: sbcl.sbcl_ccl_loss(zz, jnp.asarray(y), jnp.asarray(k))
+  fn = lambda zz: contrastive.sbcl_ccl_loss(zz, jnp.asarray(y), jnp.asarray(k))
   val, grad = jax.value_and_grad(fn)(jnp.asarray(z, jnp.float32))
   np.testing.assert_allclose(float(val), ref, rtol=1e-5)
   np.testing.assert_allclose(np.asarray(grad), _fd_grad(lambda q: _np_ccl(q, yy, kk), z), rtol=2e-3, atol=2e-4)
   # It is not the Rank loss (different class term): a wrong dispatch would be caught.
-  rank = sbcl.sbcl_loss(jnp.asarray(z, jnp.float32), jnp.asarray(y), jnp.asarray(k), jnp.full((3,), 0.1))
+  rank = contrastive.sbcl_loss(jnp.asarray(z, jnp.float32), jnp.asarray(y), jnp.asarray(k), jnp.full((3,), 0.1))
   assert abs(float(rank) - ref) > 1e-3

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 
 from configs import sbcl_digits
+from tests.cfgutil import override
+
 from ltjax import config as config_lib
-from ltjax import sbcl
-from ltjax.config import ConfigError
 from ltjax.data.stats import ClassStats
-from ltjax.methods.sbcl import SBCL
+from ltjax.errors import ConfigError
+from ltjax.losses import contrastive
+from ltjax.methods.sbcl import SBCL, clustering
 from ltjax.models import create_model
 from ltjax.train import loop
-from tests.cfgutil import override
 
 
 def stage1_cfg(**over):
@@ -78,8 +79,8 @@ def test_loss_phases_and_per_view_batchnorm():
   (z1, bs1), (z2, _) = proj(v1), proj(v2)
   z = jnp.concatenate([z1, z2])
   k = state["sub_labels"][idx]
-  for phase, ref in ((0, sbcl.supcon_loss(z, batch["label"], 0.1, 0.1)),
-                     (1, sbcl.sbcl_loss(z, batch["label"], k, state["class_temps"], 0.1, 0.07, 0.25))):
+  for phase, ref in ((0, contrastive.supcon_loss(z, batch["label"], 0.1, 0.1)),
+                     (1, contrastive.sbcl_loss(z, batch["label"], k, state["class_temps"], 0.1, 0.07, 0.25))):
     loss, (new_bs, ms, _) = method.loss(model.apply, params, bs, state, batch, {"phase": jnp.asarray(phase)}, None)
     np.testing.assert_allclose(float(loss), float(ref), rtol=1e-5)
     # Per-view BN (2-GPU DataParallel): running statistics are those of the view-1 forward.
@@ -91,7 +92,7 @@ def test_loss_phases_and_per_view_batchnorm():
                        mutable=["batch_stats"])
   zj = out["projection"] / jnp.linalg.norm(out["projection"], axis=1, keepdims=True)
   loss, _ = method_c.loss(model.apply, params, bs, state, batch, {"phase": jnp.asarray(1)}, None)
-  np.testing.assert_allclose(float(loss), float(sbcl.sbcl_ccl_loss(zj, batch["label"], k)), rtol=1e-5)
+  np.testing.assert_allclose(float(loss), float(contrastive.sbcl_ccl_loss(zj, batch["label"], k)), rtol=1e-5)
 
 
 def test_clustering_schedule():
@@ -126,7 +127,7 @@ def test_stage1_end_to_end_clusters_into_the_state(stage1_run):
   assert int(ms["cluster_epoch"]) == 3
   sub = np.asarray(ms["sub_labels"])
   m = np.asarray(run.method.sub_counts)
-  _, offs = sbcl.subclass_layout(m)
+  _, offs = clustering.subclass_layout(m)
   y = run.data.train.labels
   assert ((sub >= offs[y]) & (sub < offs[y] + m[y])).all()        # every image in a subclass of its class
   assert len(np.unique(sub)) > 0.8 * m.sum()                       # (almost) every subclass used

@@ -1,7 +1,6 @@
 """Semi-supervised data (spec ARB_AND_SEMISELF §3.3): pool formats, pseudo-label files and their pool checks, the
 D_U@5x selection against the spec's numbers and a replica of the official stream, and every bad input."""
 
-import os
 import pickle
 import time
 
@@ -231,7 +230,7 @@ def test_merge_refuses_a_pool_of_another_image_size(tmp_path):
 
 
 def test_missing_files_and_config_errors(tmp_path):
-  with pytest.raises(FileNotFoundError, match="pseudo-label file .* does not exist.*ltjax.pseudolabel"):
+  with pytest.raises(FileNotFoundError, match="pseudo-label file .* does not exist.*ltjax.tools.pseudolabel"):
     unlabeled.load_pseudo_labels(str(tmp_path / "nope.npz"))
   with pytest.raises(FileNotFoundError, match="unlabeled pool .* does not exist"):
     unlabeled.load_pool(str(tmp_path / "nope.pickle"))

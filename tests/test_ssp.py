@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from configs import ss_finetune
-from ltjax import pseudolabel, rotation_eval
-from ltjax.config import ConfigError
-from ltjax.train import loop, pretrained
 from tests.test_semi_data import digits_pool, write_pool
 from tests.test_train import params_of, tiny
+
+from ltjax.errors import ConfigError
+from ltjax.tools import pseudolabel, rotation_eval
+from ltjax.train import loop, pretrained
 
 
 def flat(tree, prefix=""):

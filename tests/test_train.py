@@ -3,17 +3,17 @@ run, 1 device equals 8, NaN losses stop the run without losing checkpoints, dama
 
 import json
 import os
-import shutil
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.cfgutil import override
+
 from ltjax import config as config_lib
 from ltjax.data import pipeline
 from ltjax.train import loop, step as step_lib
-from tests.cfgutil import override
 
 
 def tiny(**over):

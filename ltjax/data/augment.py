@@ -15,7 +15,7 @@ SupCon/SimCLR view recipe (SBCL stage 1, spec SBCL_AND_RECORDS A.2.2; `simclr_vi
 normalise.
 
 The torchvision transforms here are the ONE implementation every method uses (large-scale recipe, SBCL views,
-RECORDS weak/strong views in `records_augment`, MoCo views in `augment_moco`): `rrc_window` / `random_resized_crop`
+RECORDS weak/strong views in `randaugment`, MoCo views in `contrastive_views`): `rrc_window` / `random_resized_crop`
 (RandomResizedCrop), `jitter_params` / `apply_color_jitter` / `color_jitter` (ColorJitter with optional hue, ops in
 a random order, branch-free; float input = torchvision's tensor arithmetic, uint8 input = PIL's), `grayscale`
 (RandomGrayscale; float luma or PIL's integer luma by dtype).

@@ -1,6 +1,6 @@
 """Image augmentation as JAX ops, for the device data path (`ltjax.data.device`): per example, batched with vmap,
-run inside the compiled train step. The host path's TF ops (`ltjax.data.augment`, `augment_moco`,
-`records_augment`) define the operations and distributions; these compute the same functions of the same
+run inside the compiled train step. The host path's TF ops (`ltjax.data.augment`, `contrastive_views`,
+`randaugment`) define the operations and distributions; these compute the same functions of the same
 parameters (tests/test_device_views.py compares them op by op) and draw the parameters from the same distributions
 with JAX's stateless keys, so the random draws differ between the two paths but an example's augmentation is still a
 pure function of (seed, epoch, position in the epoch).
@@ -267,7 +267,7 @@ def color_jitter(x: jax.Array, key: jax.Array, strengths: Sequence[float]) -> ja
 def gaussian_blur(x: jax.Array, sigma: jax.Array, max_sigma: float = 2.0) -> jax.Array:
   """Separable Gaussian blur of float [H, W, C], standard deviation `sigma` pixels: taps −r…r with
   r = ⌈3·max_sigma⌉, weights exp(−t²/2σ²) normalised, borders replicated (the host path's
-  `augment_moco.gaussian_blur`)."""
+  `contrastive_views.gaussian_blur`)."""
   r = int(math.ceil(3.0 * max_sigma))
   t = jnp.arange(-r, r + 1, dtype=jnp.float32)
   w = jnp.exp(-jnp.square(t) / (2.0 * jnp.square(sigma)))
@@ -313,7 +313,7 @@ def supcon_view(image: jax.Array, key: jax.Array, *, size: int, mean, std, flip:
 def moco_view(image: jax.Array, key: jax.Array, *, size: int, mean, std, scale=(0.2, 1.0),
               jitter=(0.4, 0.4, 0.4, 0.1), jitter_p: float = 0.8, gray_p: float = 0.2, blur_sigma=(0.1, 2.0),
               blur_p: float = 0.5, flip: bool = True) -> jax.Array:
-  """One MoCo v2 aug-plus view (the host path's `augment_moco.moco_v2_view`): uint8 [H, W, C] → float32
+  """One MoCo v2 aug-plus view (the host path's `contrastive_views.moco_v2_view`): uint8 [H, W, C] → float32
   [size, size, C]: RandomResizedCrop → to [0, 1] → ColorJitter with p 0.8 → RandomGrayscale 0.2 → GaussianBlur
   σ ~ U[0.1, 2] with p 0.5 → flip ½ → normalise."""
   k = jax.random.split(key, 8)

@@ -1,5 +1,5 @@
 """RandomAugment(3) + Cutout and the RECORDS / CORR / SoLar weak and strong views as JAX ops, for the device data
-path. The same operations as the host path's TF ops (`ltjax.data.records_augment`, whose docstring holds the table
+path. The same operations as the host path's TF ops (`ltjax.data.randaugment`, whose docstring holds the table
 of the 14 ops, their magnitude ranges and the PIL operation each reproduces), on uint8 RGB [H, W, 3], with the
 parameters drawn from JAX keys (tests/test_device_views.py compares every op with the TF one at equal parameters).
 
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from ltjax.data import device_augment as da
-from ltjax.data.records_augment import CUTOUT_FILL, RANDAUGMENT_OPS, WEAK_JITTER, op_branches
+from ltjax.data.randaugment import CUTOUT_FILL, RANDAUGMENT_OPS, WEAK_JITTER, op_branches
 
 N_OPS = len(RANDAUGMENT_OPS)
 

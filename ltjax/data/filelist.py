@@ -10,9 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-
-class SplitFileError(ValueError):
-  """A split file or the image tree it lists is malformed or incomplete; the message names the file and line."""
+from ltjax.errors import SplitFileError  # noqa: F401 (re-exported)
 
 
 def read_split_file(path: str, num_classes: Optional[int] = None) -> Tuple[List[str], np.ndarray]:

@@ -30,6 +30,7 @@ import numpy as np
 
 from ltjax.data import augment
 from ltjax.data.sources import Split
+from ltjax.errors import ImageDecodeError  # noqa: F401 (re-exported)
 from ltjax.optional import tensorflow
 
 
@@ -87,10 +88,6 @@ class Batches:
 
 
 AugmentFn = Callable[..., dict]  # (uint8 image [H,W,C] tensor, int64 [2] seed) -> {name: tensor}
-
-
-class ImageDecodeError(ValueError):
-  """An image of a file-backed split cannot be read or decoded; the message names the file."""
 
 
 def _encoded_source(split: Split, idx: np.ndarray):
@@ -249,11 +246,18 @@ class TrainInput:
 
 
 class EvalInput:
-  """Un-augmented batches in split order, the last one padded to full size; `mask` marks real examples."""
+  """Batches of a whole split in split order, the last one padded to full size; `mask` marks real examples.
 
-  def __init__(self, split: Split, batches: Batches, *, mean, std, recipe: Optional[augment.ImageRecipe] = None):
+  Without `view` the images get the evaluation transform (normalise; Resize + CenterCrop first for file-backed
+  splits). With `view(image uint8 [H, W, C], seed int64 [2]) -> float tensor` (a method's own per-example
+  transform, e.g. an augmented view for a clustering pass), row i gets view(image_i, stateless_fold_in(seed, i)),
+  seed = `view_seed` (two ints): the same view of the same row on any batch size, device or process count."""
+
+  def __init__(self, split: Split, batches: Batches, *, mean, std, recipe: Optional[augment.ImageRecipe] = None,
+               view: Optional[Callable] = None, view_seed: Tuple[int, int] = (0, 0)):
     self.split, self.mean, self.std = split, tuple(mean), tuple(std)
     self.recipe = recipe or augment.ImageRecipe()
+    self.view, self.view_seed = view, tuple(int(v) for v in view_seed)
     n = len(split.labels)
     padded = -(-n // batches.global_batch) * batches.global_batch
     self.batches = dataclasses.replace(batches, num_examples=padded, drop_remainder=True)
@@ -264,23 +268,28 @@ class EvalInput:
     pos = self.batches.local_positions(0)
     real = pos < self.num_examples
     idx = np.where(real, pos, 0)
+    mean, std, recipe, view = self.mean, self.std, self.recipe, self.view
+    seed = tf.constant(self.view_seed, tf.int64)
     if self.split.file_backed:
       values, read = _encoded_source(self.split, idx)
-      mean, std, recipe = self.mean, self.std, self.recipe
-      ds = tf.data.Dataset.from_tensor_slices(
-          (values, self.split.labels[idx].astype(np.int32), np.where(real, idx, -1), real))
-      ds = ds.map(lambda v, l, i, m: {"image": augment.large_scale_eval(read(v), recipe, mean, std), "label": l,
-                                      "index": i, "mask": m},
-                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-      yield from _guard_decode(_batched(ds, self.batches, 0), self.split, idx,
-                               [self.batches.global_batch // self.batches.process_count])
-      return
+      if view is None:
+        prep = lambda v, i: augment.large_scale_eval(read(v), recipe, mean, std)  # noqa: E731
+      else:
+        prep = lambda v, i: view(augment.decode_rgb(read(v)), tf.random.experimental.stateless_fold_in(seed, i))  # noqa: E731
+    else:
+      values = self.split.images[idx]
+      if view is None:
+        prep = lambda im, i: augment.normalize(im, mean, std)  # noqa: E731
+      else:
+        prep = lambda im, i: view(im, tf.random.experimental.stateless_fold_in(seed, i))  # noqa: E731
     ds = tf.data.Dataset.from_tensor_slices(
-        (self.split.images[idx], self.split.labels[idx].astype(np.int32), np.where(real, idx, -1), real))
-    mean, std = self.mean, self.std
-    ds = ds.map(lambda im, l, i, m: {"image": augment.normalize(im, mean, std), "label": l, "index": i, "mask": m},
+        (values, self.split.labels[idx].astype(np.int32), idx.astype(np.int64), real))
+    ds = ds.map(lambda v, l, i, m: {"image": prep(v, i), "label": l, "index": tf.where(m, i, -1), "mask": m},
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    yield from _batched(ds, self.batches, 0)
+    batches = _batched(ds, self.batches, 0)
+    if self.split.file_backed:
+      batches = _guard_decode(batches, self.split, idx, [self.batches.global_batch // self.batches.process_count])
+    yield from batches
 
 
 def _batched(ds, batches: Batches, start_step: int) -> Iterator[dict]:

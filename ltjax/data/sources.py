@@ -40,6 +40,7 @@ import numpy as np
 
 from ltjax import optional
 from ltjax.data import imbalance
+from ltjax.errors import DataNotFoundError  # noqa: F401 (re-exported)
 
 log = logging.getLogger("ltjax")
 
@@ -59,10 +60,6 @@ DIGITS_SPLIT_SEED = 12345
 VAL_SEED_OFFSET = 1
 
 _TFDS_DEFAULT_DIR = "the TFDS default data dir ($TFDS_DATA_DIR or ~/tensorflow_datasets)"
-
-
-class DataNotFoundError(FileNotFoundError):
-  """A dataset is not prepared where ltjax looks for it (nothing is downloaded)."""
 
 
 @dataclasses.dataclass

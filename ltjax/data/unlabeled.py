@@ -1,7 +1,7 @@
 """Unlabeled pools, pseudo-label files and the D_U@5x training set of semi-supervised learning (spec
 ARB_AND_SEMISELF §3.3: `gen_pseudolabels.py` + `train_semi.py`). Pure numpy (TensorFlow only for the TFDS pool).
 
-Pools (`config.data.unlabeled.pool`, `python -m ltjax.pseudolabel --pool`), each a uint8 [N, H, W, C] array plus,
+Pools (`config.data.unlabeled.pool`, `python -m ltjax.tools.pseudolabel --pool`), each a uint8 [N, H, W, C] array plus,
 when the pool has them, its "truth" labels — used only to choose how many images of each class enter D_U, never
 trained on:
 
@@ -13,7 +13,7 @@ trained on:
 | `PATH.npz`                  | key `images` (uint8 [N,H,W,C] or [N,H,W])    | key `labels` when present             |
 | `DIR/` (a directory)        | every .png/.jpg/.jpeg/.bmp/.gif below it, sorted by relative path, all of one size | the first-level folder name when every image sits in a folder named by an integer label (`DIR/3/x.png`) |
 
-Pseudo-label file (written by `ltjax.pseudolabel`, `.npz`): `pseudo_labels` int64 [N] (arg-max of the base model,
+Pseudo-label file (written by `ltjax.tools.pseudolabel`, `.npz`): `pseudo_labels` int64 [N] (arg-max of the base model,
 hard, no threshold — spec §3.3), `confidence` float32 [N] (max softmax probability, for inspection only),
 `num_classes`, and the pool's fingerprint `pool_size`, `pool_image_shape` [3], `pool_sha256` (of the image bytes in
 pool order), `ground_truth` when the pool has truth labels, and `prediction_model` (JSON: run directory, checkpoint,
@@ -41,20 +41,15 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ltjax.config import ConfigError
 from ltjax.data import imbalance
 from ltjax.data.sources import DataNotFoundError
+from ltjax.errors import PoolError  # noqa: F401 (re-exported)
 
 log = logging.getLogger("ltjax")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SELECT_BY = ("truth", "pseudo", "all")
 SVHN_EXTRA = "svhn_extra"
-
-
-class PoolError(ConfigError):
-  """An unlabeled pool or pseudo-label file that cannot be used with the config; the message names the mismatch
-  and the fix. (A ConfigError, so main.py reports it as one.)"""
 
 
 @dataclasses.dataclass
@@ -261,9 +256,9 @@ def load_pseudo_labels(path: str) -> PseudoLabels:
   """Reads an ltjax pseudo-label .npz or an official pseudo-label pickle (`extrapolated_targets`)."""
   if not path:
     raise PoolError("no pseudo-label file given: set config.data.unlabeled.pseudo_labels to the file written by "
-                    "`python -m ltjax.pseudolabel --workdir BASE_RUN --pool POOL --out FILE`")
+                    "`python -m ltjax.tools.pseudolabel --workdir BASE_RUN --pool POOL --out FILE`")
   if not os.path.exists(path):
-    raise DataNotFoundError(f"pseudo-label file '{path}' does not exist: write it with `python -m ltjax.pseudolabel "
+    raise DataNotFoundError(f"pseudo-label file '{path}' does not exist: write it with `python -m ltjax.tools.pseudolabel "
                             f"--workdir BASE_RUN --pool POOL --out {path}`")
   if path.lower().endswith((".pickle", ".pkl")):
     with open(path, "rb") as f:
@@ -293,7 +288,7 @@ def load_pseudo_labels(path: str) -> PseudoLabels:
 def check_match(pl: PseudoLabels, pool: Pool, num_classes: int) -> None:
   """PoolError unless the pseudo-label file was made for exactly this pool (count, image shape, content hash) and
   for `num_classes` classes."""
-  hint = (f"regenerate it with `python -m ltjax.pseudolabel --workdir BASE_RUN --pool {pool.name} --out FILE`, or "
+  hint = (f"regenerate it with `python -m ltjax.tools.pseudolabel --workdir BASE_RUN --pool {pool.name} --out FILE`, or "
           "point config.data.unlabeled.pool at the pool it was made for")
   if len(pl.labels) != len(pool) or pl.pool_size != len(pool):
     raise PoolError(f"pseudo-label file {pl.path} holds labels for {len(pl.labels)} images but the pool "

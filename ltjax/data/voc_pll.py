@@ -23,6 +23,8 @@ from typing import Optional
 
 import numpy as np
 
+from ltjax.errors import VOCFormatError  # noqa: F401 (re-exported)
+
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
 VOC_MEAN = (0.2554, 0.2243, 0.2070)
@@ -30,10 +32,6 @@ VOC_STD = (0.2414, 0.2207, 0.2104)
 TRAIN_CSV = os.path.join("train_var", "images_PLL.csv")
 TEST_CSV = os.path.join("test", "images_uniform.csv")
 SIZE = 128
-
-
-class VOCFormatError(ValueError):
-  """A VOC partial-label CSV that does not parse; the message names the file and line."""
 
 
 @dataclasses.dataclass

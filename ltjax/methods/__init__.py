@@ -1,16 +1,17 @@
-"""Method registry: `config.method` names a key here."""
+"""Method registry: `config.method` names a key of `REGISTRY`.
 
-from ltjax.methods.base import Method
-from ltjax.methods.decouple import Decouple
+Each family is a package under `ltjax/methods/<family>/` (its Method classes, host-side algorithms, schedules);
+adding one is a package plus the one line below that names its classes (docs/ARCHITECTURE.md, "Adding a method").
+"""
+
+from ltjax.methods.base import Method  # noqa: F401
 from ltjax.methods.moco import MoCo
 from ltjax.methods.records import Records, SoLar
-from ltjax.methods.rotation import Rotation
-from ltjax.methods.sbcl import SBCL
-from ltjax.methods.sbcl_moco import SbclMoco
+from ltjax.methods.sbcl import SBCL, SbclMoco
+from ltjax.methods.semi_self import Decouple, Rotation
 from ltjax.methods.supervised import Supervised
 
-REGISTRY = {m.name: m for m in (Supervised, Rotation, Decouple, MoCo, SBCL, SbclMoco)}
-REGISTRY.update({m.name: m for m in (Records, SoLar)})  # long-tailed partial-label learning (spec B)
+REGISTRY = {m.name: m for m in (Supervised, Rotation, Decouple, MoCo, SBCL, SbclMoco, Records, SoLar)}
 
 
 def register(method_cls):

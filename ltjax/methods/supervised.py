@@ -18,9 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ltjax import losses
-from ltjax.config import ConfigError
+from ltjax.errors import ConfigError
 from ltjax.methods.base import Method
-
 
 CLASS_AWARE_PER_CLASS = 4  # items taken per class visit (ClassAwareSampler's num_samples_cls)
 

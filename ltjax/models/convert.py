@@ -12,7 +12,7 @@ that `config.init.workdir` accepts (ltjax.train.pretrained):
   fc.0.*, fc.2.* (MoCo v2's MLP)   → params/proj/Dense_0/*, params/proj/Dense_1/* (the `projection` head)
 with <path> = the torch name with `layerL.i.` → `layerL_i/` and `downsample.0/1` → `downsample_0/1`.
 `strip_prefix` removes a leading prefix first (e.g. 'module.' of DataParallel checkpoints, 'module.encoder_q.' of
-MoCo). The command line is tools/convert_torchvision.py.
+MoCo). The command line is ltjax/tools/convert_torchvision.py.
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from typing import Dict, Mapping
 
 import numpy as np
 
+from ltjax.errors import ConversionError  # noqa: F401 (re-exported)
+
 _BLOCK = re.compile(r"^layer(\d)\.(\d+)\.(.+)$")
 _BN_FIELDS = {"weight": ("params", "scale"), "bias": ("params", "bias"), "running_mean": ("batch_stats", "mean"),
               "running_var": ("batch_stats", "var")}
-
-
-class ConversionError(ValueError):
-  pass
 
 
 def _module_path(name: str) -> str:

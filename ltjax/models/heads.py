@@ -8,13 +8,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ltjax.losses import contrastive
 from ltjax.models.layers import kaiming_normal_fan_in, pytorch_linear_bias
 
 
 def l2_normalize(x, axis, eps: float = 1e-12):
-  """F.normalize: x / max(‖x‖₂, eps), written as x / √max(‖x‖², eps²) so the gradient at x = 0 is finite (0)."""
-  sq = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
-  return x / jnp.sqrt(jnp.maximum(sq, eps * eps))
+  """F.normalize in x's own dtype (`ltjax.losses.contrastive.l2_normalize`)."""
+  return contrastive.l2_normalize(x, axis=axis, eps=eps, dtype=None)
 
 
 class LinearHead(nn.Module):

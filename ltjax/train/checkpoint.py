@@ -18,11 +18,9 @@ from typing import Any, Optional, Tuple
 import jax
 import orbax.checkpoint as ocp
 
+from ltjax.errors import CheckpointError  # noqa: F401 (re-exported)
+
 log = logging.getLogger("ltjax")
-
-
-class CheckpointError(RuntimeError):
-  pass
 
 
 def _manager(path: str, keep: int) -> ocp.CheckpointManager:

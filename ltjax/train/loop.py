@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ltjax import config as config_lib
-from ltjax import host_memory, methods, metrics, optional
+from ltjax import config as config_lib, host_memory, methods, metrics, optional
 from ltjax.data import device, device_augment, pipeline, sources
 from ltjax.data.stats import ClassStats
+from ltjax.errors import Preempted, TrainingDiverged  # noqa: F401 (re-exported)
 from ltjax.models import create_model
 from ltjax.train import optim, pretrained as pretrained_lib, step as step_lib
 from ltjax.train.checkpoint import Checkpointer
@@ -40,14 +40,6 @@ RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "train.progress_bar", "t
                      "train.checkpoint_every", "train.keep_checkpoints", "train.diagnostics_every",
                      "distributed.coordinator_address", "distributed.num_processes", "distributed.process_id",
                      "distributed.cluster_detection", "distributed.initialization_timeout")
-
-
-class TrainingDiverged(RuntimeError):
-  pass
-
-
-class Preempted(RuntimeError):
-  """Raised after the state was saved because the run was asked to stop (SIGTERM or `stop_at_step`)."""
 
 
 @dataclasses.dataclass

@@ -227,6 +227,21 @@ SCHEDULES: Dict[str, Callable[..., float]] = {
 }
 
 
+def register_schedule(name: str):
+  """Class-free registry decorator for a per-epoch LR schedule `fn(e, base_lr, [num_epochs], [steps_per_epoch],
+  **own keywords) -> float` (0-based epoch e). A method package registers its own schedules in its
+  `schedules.py`; registering a name twice with different functions is an error.
+
+      @optim.register_schedule("my_cosine")
+      def my_cosine(e, base_lr, num_epochs): ...
+  """
+  def deco(fn):
+    if SCHEDULES.setdefault(name, fn) is not fn:
+      raise RuntimeError(f"LR schedule '{name}' is already registered by another module")
+    return fn
+  return deco
+
+
 def _params_of(fn) -> Dict[str, inspect.Parameter]:
   return dict(inspect.signature(fn).parameters)
 

@@ -22,7 +22,7 @@ from typing import Dict, Iterable, Optional, Tuple
 import jax
 import numpy as np
 
-from ltjax.config import ConfigError
+from ltjax.errors import ConfigError
 
 log = logging.getLogger("ltjax")
 

@@ -1,6 +1,6 @@
-"""Rotation accuracy of a rotation pre-training run (spec ARB_AND_SEMISELF §3.4; ltjax/methods/rotation.py):
+"""Rotation accuracy of a rotation pre-training run (spec ARB_AND_SEMISELF §3.4; ltjax/methods/semi_self/rotation.py):
 
-  python -m ltjax.rotation_eval --workdir runs/ss_rot_cifar10_0.01 [--checkpoint last] [--split test]
+  python -m ltjax.tools.rotation_eval --workdir runs/ss_rot_cifar10_0.01 [--checkpoint last] [--split test]
 
 Every image of the split in each of the four rotations, test-time preprocessing; prints the accuracy and writes
 RUN/rotation_eval.json ({'rotation_accuracy', 'rot0', 'rot90', 'rot180', 'rot270', 'split', 'step'}).
@@ -15,9 +15,9 @@ import sys
 
 
 def evaluate(workdir: str, checkpoint: str = "last", split: str = "test") -> dict:
-  from ltjax.config import ConfigError
-  from ltjax.inspect import open_run
-  from ltjax.methods import rotation
+  from ltjax.errors import ConfigError
+  from ltjax.methods.semi_self import rotation
+  from ltjax.tools.open_run import open_run
   view = open_run(workdir, checkpoint)
   if view.cfg.method != rotation.Rotation.name:
     raise ConfigError(f"{workdir} is a '{view.cfg.method}' run, not a rotation pre-training run")
@@ -28,15 +28,15 @@ def evaluate(workdir: str, checkpoint: str = "last", split: str = "test") -> dic
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m ltjax.rotation_eval", description=__doc__.split("\n\n")[0])
+  p = argparse.ArgumentParser(prog="python -m ltjax.tools.rotation_eval", description=__doc__.split("\n\n")[0])
   p.add_argument("--workdir", required=True)
   p.add_argument("--checkpoint", default="last", choices=("best", "last"))
   p.add_argument("--split", default="test", choices=("test", "val", "train"))
   args = p.parse_args(argv)
-  from ltjax.config import ConfigError
+  from ltjax.errors import LtjaxError
   try:
     res = evaluate(args.workdir, args.checkpoint, args.split)
-  except (FileNotFoundError, ConfigError) as e:
+  except (FileNotFoundError, LtjaxError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"rotation accuracy on {args.split} (step {res['step']}): {res['rotation_accuracy']:.2f}% "

@@ -1,7 +1,7 @@
 """Pseudo-label an unlabeled pool with a trained run (spec ARB_AND_SEMISELF §3.3, `gen_pseudolabels.py`):
 
-  python -m ltjax.pseudolabel --workdir runs/c10_002_ce --pool data/ti_80M_selected.pickle --out data/pl_c10.npz
-  python -m ltjax.pseudolabel --workdir runs/svhn_002_ce --pool svhn_extra --out data/pl_svhn.npz
+  python -m ltjax.tools.pseudolabel --workdir runs/c10_002_ce --pool data/ti_80M_selected.pickle --out data/pl_c10.npz
+  python -m ltjax.tools.pseudolabel --workdir runs/svhn_002_ce --pool svhn_extra --out data/pl_svhn.npz
 
 The run's best checkpoint (`--checkpoint last` for the newest) is evaluated in eval mode over the *whole* pool with
 test-time preprocessing (normalise only, the run's own mean/std), batch 200 as the official script; the pseudo
@@ -40,7 +40,7 @@ def pseudo_label(workdir: str, pool_spec: str, out: str, *, checkpoint: str = "b
   (num_images, counts per class, accuracy against the pool's own labels when it has them)."""
   from ltjax.data import unlabeled
   from ltjax.data.sources import Split
-  from ltjax.inspect import open_run
+  from ltjax.tools.open_run import open_run
   from ltjax.train import loop, step as step_lib
 
   if not out.endswith(".npz"):
@@ -85,7 +85,7 @@ def pseudo_label(workdir: str, pool_spec: str, out: str, *, checkpoint: str = "b
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m ltjax.pseudolabel", description=__doc__.split("\n\n")[0],
+  p = argparse.ArgumentParser(prog="python -m ltjax.tools.pseudolabel", description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workdir", required=True, help="the trained base run (an ltjax run directory)")
   p.add_argument("--pool", required=True, help="TinyImages .pickle | svhn_extra | .npy | .npz | image folder")
@@ -98,13 +98,11 @@ def main(argv=None) -> int:
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
   for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
-  from ltjax.config import ConfigError
-  from ltjax.data.sources import DataNotFoundError
-  from ltjax.data.unlabeled import PoolError
+  from ltjax.errors import LtjaxError
   try:
     s = pseudo_label(args.workdir, args.pool, args.out, checkpoint=args.checkpoint, data_dir=args.data_dir,
                      batch_size=args.batch_size, overwrite=args.overwrite)
-  except (ConfigError, DataNotFoundError, PoolError, FileNotFoundError, FileExistsError) as e:
+  except (LtjaxError, FileNotFoundError, FileExistsError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"wrote {s['out']}: {s['num_images']} pseudo labels, per class {s['counts']}")

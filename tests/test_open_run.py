@@ -6,10 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from ltjax import metrics
-from ltjax.inspect import open_run
-from ltjax.train import loop
 from tests.test_train import tiny
+
+from ltjax import metrics
+from ltjax.tools.open_run import open_run
+from ltjax.train import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,7 +52,7 @@ def test_open_run_reproduces_the_recorded_results(runs):
 
 
 def test_report_and_comparison_write_the_expected_files(runs, tmp_path):
-  from ltjax import report
+  from ltjax.tools import report
   report.main([runs["arb"], "--out", str(tmp_path / "one")])
   for f in ("per_class_accuracy.png", "confusion.png", "reliability.png", "classifier_norms.png", "geometry.png",
             "gradient_components.png", "results.md", "results.json"):
@@ -70,6 +71,7 @@ def test_notebook_executes_top_to_bottom(runs, monkeypatch, tmp_path):
   """In a kernel where `import tensorflow` fails: inspection needs no TensorFlow (device evaluation)."""
   import nbclient
   import nbformat
+
   from tests import notf
   nb = nbformat.read(os.path.join(ROOT, "notebooks", "inspect_checkpoint.ipynb"), as_version=4)
   monkeypatch.setenv("LTJAX_RUN_DIR", runs["arb"])

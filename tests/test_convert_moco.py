@@ -5,9 +5,9 @@ import jax
 import numpy as np
 import pytest
 
-from ltjax import moco_checkpoint
-from ltjax.models.convert import ConversionError
 from ltjax.models import MODELS, create_model
+from ltjax.models.convert import ConversionError
+from ltjax.tools import convert_moco
 
 
 def fake_moco_resnet50(rng=None, dtype=np.float32):
@@ -60,7 +60,7 @@ def test_every_key_maps_with_the_right_layout():
   full["module.encoder_q.conv1.weight"] = w
   full["module.encoder_q.layer2.0.downsample.1.running_var"] = np.arange(512, dtype=np.float32)
   full["module.encoder_q.fc.2.weight"] = rng.normal(size=(128, 2048)).astype(np.float32)
-  out = moco_checkpoint.convert_state_dict(full)
+  out = convert_moco.convert_state_dict(full)
   # every encoder_q entry except fc and num_batches_tracked has exactly one ltjax key
   expected = [k for k in sd if not k.startswith("fc.") and not k.endswith("num_batches_tracked")]
   assert len(out) == len(expected) == 265  # 53 convs + 53 BNs × 4 (torchvision: 320 keys with fc and the 53 counters)
@@ -70,7 +70,7 @@ def test_every_key_maps_with_the_right_layout():
   assert out["params/layer3_5/conv2/kernel"].shape == (3, 3, 256, 256)
   assert out["params/layer4_2/bn3/scale"].shape == (2048,)
   assert out["batch_stats/bn1/mean"].shape == (64,)
-  with_proj = moco_checkpoint.convert_state_dict(full, keep_projection=True)
+  with_proj = convert_moco.convert_state_dict(full, keep_projection=True)
   assert len(with_proj) == 269
   np.testing.assert_array_equal(with_proj["params/proj/Dense_1/kernel"], full["module.encoder_q.fc.2.weight"].T)
   assert with_proj["params/proj/Dense_0/bias"].shape == (2048,)
@@ -79,7 +79,7 @@ def test_every_key_maps_with_the_right_layout():
 @pytest.mark.skipif("resnet50" not in MODELS, reason="model 'resnet50' (large helper) is not in the registry")
 def test_converted_tree_equals_the_ltjax_resnet50_tree(tmp_path):
   full, _ = fake_moco_resnet50()
-  out = moco_checkpoint.convert_state_dict(full, keep_projection=True)
+  out = convert_moco.convert_state_dict(full, keep_projection=True)
   model = create_model("resnet50", 1000, projection=(2048, 128))
   shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3), np.float32)))
   flat = {"/".join(str(getattr(k, "key", k)) for k in path): v.shape
@@ -92,9 +92,9 @@ def test_converted_tree_equals_the_ltjax_resnet50_tree(tmp_path):
 
 def test_bad_inputs_are_named():
   with pytest.raises(ConversionError, match="no state-dict key starts with 'module.encoder_q.'"):
-    moco_checkpoint.convert_state_dict({"conv1.weight": np.zeros((1, 1, 1, 1))})
+    convert_moco.convert_state_dict({"conv1.weight": np.zeros((1, 1, 1, 1))})
   with pytest.raises(ConversionError, match="'odd.thing' is not part of a torchvision ResNet"):
-    moco_checkpoint.convert_state_dict({"module.encoder_q.odd.thing": np.zeros(3)})
+    convert_moco.convert_state_dict({"module.encoder_q.odd.thing": np.zeros(3)})
 
 
 def test_npz_initialises_a_resnet_through_init_workdir(tmp_path):
@@ -102,7 +102,7 @@ def test_npz_initialises_a_resnet_through_init_workdir(tmp_path):
   layout on the real ResNet-50 is above; here the loader's path handling)."""
   from ltjax.train import pretrained
   full, _ = fake_moco_resnet50()
-  arrays = moco_checkpoint.convert_state_dict(full)
+  arrays = convert_moco.convert_state_dict(full)
   path = tmp_path / "moco.npz"
   np.savez(path, **arrays)
   v = pretrained.load_variables(str(path), "last")

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ltjax.losses import contrastive
+
 # ----------------------------------------------------------------------------------------------------------------
 # A.4.1 Number of subclasses per class
 # ----------------------------------------------------------------------------------------------------------------
@@ -100,10 +102,6 @@ def reference_init_indices(labels: np.ndarray, sub_counts: Sequence[int], seed: 
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _l2n(x, eps=1e-12):
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
-
-
 @functools.partial(jax.jit, static_argnames=("sub_counts", "tol", "iter_limit"))
 def kmeans_subclasses(features: jax.Array, labels: jax.Array, key: jax.Array, sub_counts: Tuple[int, ...],
                       init_indices: Optional[jax.Array] = None, tol: float = 1e-3,
@@ -146,7 +144,7 @@ def kmeans_subclasses(features: jax.Array, labels: jax.Array, key: jax.Array, su
   offsets = jnp.asarray(offsets_np)
   local = jnp.asarray(np.arange(S, dtype=np.int32) - offsets_np[sub_class_np])
 
-  x = _l2n(features.astype(jnp.float32))
+  x = contrastive.l2_normalize(features.astype(jnp.float32))
   labels = labels.astype(jnp.int32)
   valid = (labels >= 0) & (labels < C)
   lab = jnp.where(valid, labels, C)                                   # padding → class C (sorts last, dropped)
@@ -167,7 +165,7 @@ def kmeans_subclasses(features: jax.Array, labels: jax.Array, key: jax.Array, su
   seg = lambda a: jnp.where(valid, a, S)                              # padding rows → dropped segment S
 
   def assign(centres):
-    sims = x @ _l2n(centres).T                                         # [N, S] cosine similarities
+    sims = x @ contrastive.l2_normalize(centres).T                                         # [N, S] cosine similarities
     sims = jnp.where(same_class, sims, -jnp.inf)
     return jnp.argmax(sims, axis=1).astype(jnp.int32)                 # global ids (first max on ties)
 
@@ -253,79 +251,3 @@ def class_temperatures(features: jax.Array, labels: jax.Array, sub_counts, num_c
   tau = temperature * d / jnp.mean(d)
   tau = jnp.where(jnp.asarray(sub_counts) <= 1, temperature, tau)
   return tau.astype(jnp.float32)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# A.5 Contrastive losses (CIFAR, in-batch)
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _per_anchor(lab, n2):
-  lab = jnp.asarray(lab)
-  if lab.shape[0] == n2:
-    return lab
-  if 2 * lab.shape[0] == n2:
-    return jnp.concatenate([lab, lab])
-  raise ValueError(f"labels of length {lab.shape[0]} for {n2} anchors (expected B = {n2 // 2} or 2B = {n2})")
-
-
-def _supcon_terms(logits, pos, den):
-  """−(1/|P(a)|) Σ_{p∈P(a)} [logits_ap − log Σ_{b∈N(a)} exp(logits_ab)] per anchor, [2B]."""
-  lse = jax.nn.logsumexp(jnp.where(den, logits, -jnp.inf), axis=1)
-  npos = jnp.sum(pos, axis=1)
-  return -(jnp.sum(jnp.where(pos, logits, 0.0), axis=1) / npos - lse)
-
-
-def supcon_loss(z: jax.Array, labels: jax.Array, temperature: float = 0.1, base_temperature: float = 0.1):
-  """Warm-up SupCon on classes (spec A.5.1, `SupConLoss`, T = T_b = 0.1), scalar.
-
-    s_ab = z_a·z_b,  z [2B, d] (view 1 rows then view 2 rows, unit-norm),  labels y [B] or [2B]
-    ℓ_a = −(1/|P(a)|) Σ_{p∈P(a)} [ s_ap/T − log Σ_{b≠a} exp(s_ab/T) ],  P(a) = {b ≠ a : y_b = y_a}  (∋ a')
-    L = (T/T_b) · mean_a ℓ_a
-  """
-  n2 = z.shape[0]
-  y = _per_anchor(labels, n2)
-  eye = jnp.eye(n2, dtype=bool)
-  logits = (z @ z.T) / temperature
-  pos = (y[:, None] == y[None, :]) & ~eye
-  return (temperature / base_temperature) * jnp.mean(_supcon_terms(logits, pos, ~eye))
-
-
-def sbcl_loss(z: jax.Array, labels: jax.Array, sub_labels: jax.Array, class_temps: jax.Array,
-              temperature: float = 0.1, base_temperature: float = 0.07, gamma: float = 0.25):
-  """SBCL bi-granularity loss, CIFAR default (spec A.5.2, `SupConLoss_rank`), scalar.
-
-    z [2B, d] unit rows (view 1 then view 2, a' = the other view of a's image); y [B]|[2B] classes, k [B]|[2B]
-    global subclasses, class_temps τ_c [C] (A.4.3); τ = 0.1, τ_b = 0.07, γ = 0.25 (constructor defaults; the
-    script does not pass --temperature here, spec A.10 item 5).
-    ℓ1(a) = −(1/|P1(a)|) Σ_{p∈P1(a)} [ s_ap/τ − log Σ_{b≠a} exp(s_ab/τ) ],   P1(a) = {b ≠ a : k_b = k_a}
-    t = τ_{y_a};  N2(a) = {a'} ∪ {b : k_b ≠ k_a};  P2(a) = {a'} ∪ {b : y_b = y_a, k_b ≠ k_a}
-    ℓ2(a) = −(1/|P2(a)|) Σ_{p∈P2(a)} [ s_ap/t − log Σ_{b∈N2(a)} exp(s_ab/t) ]
-    L = (1/2B) Σ_a [ (τ/τ_b)·ℓ1(a) + γ·ℓ2(a) ]
-  """
-  n2 = z.shape[0]
-  B = n2 // 2
-  y = _per_anchor(labels, n2)
-  k = _per_anchor(sub_labels, n2)
-  eye = jnp.eye(n2, dtype=bool)
-  other_view = jnp.roll(eye, B, axis=1)                                # column a' = (a + B) mod 2B
-  s = z @ z.T
-  same_k = k[:, None] == k[None, :]
-  same_y = y[:, None] == y[None, :]
-  l1 = _supcon_terms(s / temperature, same_k & ~eye, ~eye)
-  t = jnp.asarray(class_temps, s.dtype)[y][:, None]
-  l2 = _supcon_terms(s / t, other_view | (same_y & ~same_k), other_view | ~same_k)
-  return jnp.mean((temperature / base_temperature) * l1 + gamma * l2)
-
-
-def sbcl_ccl_loss(z: jax.Array, labels: jax.Array, sub_labels: jax.Array, temperature: float = 0.1,
-                  base_temperature: float = 0.07, gamma: float = 0.25, class_temperature: float = 0.1):
-  """SBCL alternative `SupConLoss_ccl` (spec A.5.3, `--train_rule` ≠ Rank), scalar. No class temperatures.
-
-    ℓ1(a) as in `sbcl_loss` (SupCon on subclasses, τ = 0.1);  ℓ^SC(a) = class-level SupCon at T = 0.1 (denominator
-    all b ≠ a, positives all same-class b ≠ a)
-    L = mean_a [ (τ/τ_b)·ℓ1(a) + γ·ℓ^SC(a) ]      (τ_b = 0.07, γ = 0.25)
-  = supcon_loss(z, k, τ, τ_b) + γ·supcon_loss(z, y, T, T).
-  """
-  return (supcon_loss(z, sub_labels, temperature, base_temperature)
-          + gamma * supcon_loss(z, labels, class_temperature, class_temperature))

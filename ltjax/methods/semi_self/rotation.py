@@ -20,7 +20,7 @@ Optimisation as `train.py` (§3.2): SGD 0.1, momentum 0.9, wd 2e-4, batch 128, 2
 run sets `train.eval_every = 0` and `train.select_on = 'last'`; the rotation accuracy of a checkpoint on the test
 split — every test image in all four rotations — is
 
-  python -m ltjax.rotation_eval --workdir RUN          (writes RUN/rotation_eval.json)
+  python -m ltjax.tools.rotation_eval --workdir RUN          (writes RUN/rotation_eval.json)
 
 Fine-tuning (§3.2 SSP) initialises a classifier run from the pre-training run with `init.workdir = RUN` and
 `init.exclude = ('fc', 'linear')` (configs/ss_finetune.py): every weight and BN running statistic is copied except
@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ltjax.config import ConfigError
+from ltjax.errors import ConfigError
 from ltjax.methods.base import Method
 
 NUM_ROTATIONS = 4
@@ -80,7 +80,7 @@ class Rotation(Method):
     if cfg.train.eval_every != 0 or cfg.train.select_on != "last":
       raise ConfigError("method 'rotation' has 4 outputs, so the class-label evaluation cannot run: set "
                         "config.train.eval_every=0 and config.train.select_on='last', and measure rotation accuracy "
-                        "with `python -m ltjax.rotation_eval --workdir RUN`")
+                        "with `python -m ltjax.tools.rotation_eval --workdir RUN`")
 
   def model_kwargs(self) -> Dict:
     return {"num_classes": NUM_ROTATIONS}

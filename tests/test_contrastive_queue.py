@@ -1,10 +1,10 @@
-"""SBCL's queue losses (ltjax/sbcl_queue.py) against float64 numpy loops written from spec SBCL_AND_RECORDS A.5.4."""
+"""SBCL's queue losses (ltjax/losses/contrastive_queue.py) against float64 numpy loops written from spec SBCL_AND_RECORDS A.5.4."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltjax import sbcl_queue
+from ltjax.losses import contrastive_queue
 
 
 def np_logsoftmax(z):
@@ -59,7 +59,7 @@ def _case(seed=0, B=6, K=20):
 
 def test_sbcl_queue_loss_value_and_gradient_match_numpy():
   logits, y, k, qy, qk = _case()
-  f = lambda z: sbcl_queue.sbcl_queue_loss(z, jnp.asarray(y), jnp.asarray(k), jnp.asarray(qy), jnp.asarray(qk))
+  f = lambda z: contrastive_queue.sbcl_queue_loss(z, jnp.asarray(y), jnp.asarray(k), jnp.asarray(qy), jnp.asarray(qk))
   val, grad = jax.value_and_grad(f)(jnp.asarray(logits, jnp.float32))
   ref = np_sbcl_queue(logits, y, k, qy, qk)
   # the loss computes in float32 (like the official code); the reference is float64
@@ -67,7 +67,7 @@ def test_sbcl_queue_loss_value_and_gradient_match_numpy():
   g_ref = numeric_grad(lambda z: np_sbcl_queue(z, y, k, qy, qk), logits)
   np.testing.assert_allclose(np.asarray(grad), g_ref, rtol=2e-3, atol=2e-5)
   # weights matter: gamma = 0 gives L1 only
-  l1 = float(sbcl_queue.sbcl_queue_loss(jnp.asarray(logits), y, k, qy, qk, gamma=0.0))
+  l1 = float(contrastive_queue.sbcl_queue_loss(jnp.asarray(logits), y, k, qy, qk, gamma=0.0))
   np.testing.assert_allclose(l1, np_sbcl_queue(logits, y, k, qy, qk, gamma=0.0), rtol=2e-5)
   assert abs(l1 - ref) > 1e-3
 
@@ -75,8 +75,8 @@ def test_sbcl_queue_loss_value_and_gradient_match_numpy():
 def test_kcl_loss_given_its_positives_matches_numpy():
   logits, y, _, qy, _ = _case(1)
   key = jax.random.PRNGKey(3)
-  pos = np.asarray(sbcl_queue.kcl_positives(jnp.asarray(y), jnp.asarray(qy), key, k=6))
-  val, grad = jax.value_and_grad(lambda z: sbcl_queue.kcl_loss(z, y, qy, key, k=6))(jnp.asarray(logits, jnp.float32))
+  pos = np.asarray(contrastive_queue.kcl_positives(jnp.asarray(y), jnp.asarray(qy), key, k=6))
+  val, grad = jax.value_and_grad(lambda z: contrastive_queue.kcl_loss(z, y, qy, key, k=6))(jnp.asarray(logits, jnp.float32))
   ref = np_multi_pos(logits, pos, 0.07)
   np.testing.assert_allclose(float(val), ref, rtol=1e-5)
   g_ref = numeric_grad(lambda z: np_multi_pos(z, pos, 0.07), logits)
@@ -91,7 +91,7 @@ def test_kcl_positives_are_same_class_draws_with_replacement():
   n_same = [(qy == c).sum() for c in y]
   counts = np.zeros((B, K))
   draws = 400
-  positives = jax.jit(lambda s: sbcl_queue.kcl_positives(jnp.asarray(y), jnp.asarray(qy), jax.random.PRNGKey(s), k=6))
+  positives = jax.jit(lambda s: contrastive_queue.kcl_positives(jnp.asarray(y), jnp.asarray(qy), jax.random.PRNGKey(s), k=6))
   for s in range(draws):
     pos = np.asarray(positives(s))
     assert pos[:, 0].all()

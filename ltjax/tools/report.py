@@ -1,7 +1,7 @@
 """Figures and tables for one run, or several side by side.
 
-  python -m ltjax.report runs/arb_c100                       # → runs/arb_c100/report/
-  python -m ltjax.report runs/ce runs/arb runs/ldam --out cmp  # comparison table + overlaid per-class accuracy
+  python -m ltjax.tools.report runs/arb_c100                       # → runs/arb_c100/report/
+  python -m ltjax.tools.report runs/ce runs/arb runs/ldam --out cmp  # comparison table + overlaid per-class accuracy
 
 One run: per_class_accuracy.png (accuracy against training count, log scale), confusion.png (classes ordered by
 training frequency), reliability.png (with ECE), classifier_norms.png, geometry.png (cosines between class means
@@ -57,7 +57,7 @@ def plot_reliability(ax, cal):
 
 
 def write_run_report(view, out: str, split: str = "test") -> dict:
-  """All figures and tables of one run (an ltjax.inspect.RunView) into `out`; returns the results dict."""
+  """All figures and tables of one run (an ltjax.tools.open_run.RunView) into `out`; returns the results dict."""
   plt = _plt()
   os.makedirs(out, exist_ok=True)
   counts = view.stats.counts
@@ -144,14 +144,14 @@ def compare(views: List, out: str, split: str = "test") -> List[dict]:
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(prog="python -m ltjax.report", description=__doc__,
+  p = argparse.ArgumentParser(prog="python -m ltjax.tools.report", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("workdirs", nargs="+", help="run directories")
   p.add_argument("--out", default=None, help="output folder (default: <workdir>/report, or ./comparison)")
   p.add_argument("--split", default="test")
   p.add_argument("--checkpoint", default="best", choices=("best", "last"))
   a = p.parse_args(argv)
-  from ltjax.inspect import open_run
+  from ltjax.tools.open_run import open_run
   views = [open_run(w, a.checkpoint) for w in a.workdirs]
   if len(views) == 1:
     out = a.out or os.path.join(a.workdirs[0], "report")

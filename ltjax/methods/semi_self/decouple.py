@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ltjax.config import ConfigError
 from ltjax.data import pipeline, samplers
+from ltjax.errors import ConfigError
 from ltjax.methods.supervised import Supervised
 
 FC_SEED = 0xfc

@@ -13,7 +13,7 @@ and the MLP head `fc.0`/`fc.2` (→ `proj/Dense_0`/`proj/Dense_1`) dropped unles
 `convert_state_dict` takes any mapping name → array (numpy arrays, or torch tensors when torch is installed);
 reading a `.pth.tar` needs PyTorch (`torch.load`, optional dependency). Command line:
 
-  python -m ltjax.moco_checkpoint moco_ckpt_0199.pth.tar runs/moco_r50.npz [--keep-projection]
+  python -m ltjax.tools.convert_moco moco_ckpt_0199.pth.tar runs/moco_r50.npz [--keep-projection]
 """
 
 from __future__ import annotations

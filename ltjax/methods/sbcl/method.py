@@ -5,14 +5,14 @@ Per step, B images, two views each (spec A.2.2), anchors a = v·B + i (view 1 of
   epochs e < warm_epochs (10):  L = supcon_loss(z, y; T = 0.1, T_b = 0.1)                         (A.5.1)
   later, loss_mode 'rank':      L = sbcl_loss(z, y, k, τ_y; τ = 0.1, τ_b = 0.07, γ = 0.25)         (A.5.2)
          loss_mode 'ccl':       L = sbcl_ccl_loss(z, y, k; τ = 0.1, τ_b = 0.07, γ = 0.25, T = 0.1)  (A.5.3)
-with y the class and k = sub_labels[index] the global subclass of each image (ltjax/sbcl.py holds the losses).
+with y the class and k = sub_labels[index] the global subclass of each image (ltjax/methods/sbcl/clustering.py holds the losses).
 
 Clustering (`on_epoch_start`, spec A.4.2/A.4.3), at every epoch e ≥ warm_epochs with e % step == 0 (and at the
 first epoch ≥ warm_epochs if `step` does not divide it), before the epoch trains: the model in eval mode (BN
 running statistics) embeds the FIRST augmented view of every training image (the stage-1 training augmentation,
 fresh draws seeded by (seed, epoch, index); `cluster_view='clean'` uses un-augmented images instead), through the
 projection head, L2-normalised; the features are sharded over the mesh and every class c is split into M_c
-subclasses by cosine k-means (`ltjax.sbcl.cluster`, M_c by rule A.4.1), and the class temperatures τ_c (A.4.3) are
+subclasses by cosine k-means (`ltjax.methods.sbcl.clustering.cluster`, M_c by rule A.4.1), and the class temperatures τ_c (A.4.3) are
 recomputed from the same features. Subclass labels, temperatures and the epoch of the last clustering are the
 method state, so they are checkpointed; a run resumed in the middle of an epoch keeps the epoch's subclasses.
 
@@ -35,9 +35,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ltjax import sbcl
-from ltjax.config import ConfigError
+from ltjax.errors import ConfigError
+from ltjax.losses import contrastive
 from ltjax.methods.base import Method
+from ltjax.methods.sbcl import clustering
 
 log = logging.getLogger("ltjax")
 
@@ -45,10 +46,6 @@ LOSS_MODES = ("rank", "ccl")
 CLUSTER_VIEWS = ("augmented", "clean")
 # Salt of the clustering augmentation stream (distinct from the training stream [seed, epoch]).
 _CLUSTER_SEED_SALT = 0x5BC1
-
-
-def _l2n(x, eps=1e-12):
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 class SBCL(Method):
@@ -114,12 +111,12 @@ class SBCL(Method):
     if tuple(s.num_subclasses):
       m = np.asarray(tuple(s.num_subclasses), np.int64)
       try:
-        sbcl.check_subclass_counts(counts, m)
+        clustering.check_subclass_counts(counts, m)
       except ValueError as e:
         raise ConfigError(f"config.sbcl.num_subclasses: {e}; give one entry 1 <= M_c <= n_c per class (training "
                           f"counts {counts.tolist()}), or () for the rule M_c = ⌊n_c / max(n_min, L)⌋") from None
     else:
-      m = sbcl.subclass_counts(counts, s.cluster)
+      m = clustering.subclass_counts(counts, s.cluster)
     self.sub_counts = tuple(int(v) for v in m)
     self.scfg = s
 
@@ -187,7 +184,7 @@ class SBCL(Method):
 
     def embed(st, x):
       out = apply({"params": st.params, "batch_stats": st.batch_stats}, x, train=False)
-      return {"z": _l2n(out["projection"].astype(jnp.float32))}
+      return {"z": contrastive.l2_normalize(out["projection"].astype(jnp.float32))}
 
     if run.train_input.on_device:
       from ltjax.train import loop
@@ -199,6 +196,7 @@ class SBCL(Method):
                                       seed=int(run.cfg.seed) + _CLUSTER_SEED_SALT, epoch=epoch,
                                       name=f"sbcl_cluster/{self.scfg.cluster_view}")["z"]
     from jax.experimental import multihost_utils
+
     from ltjax.data import augment, pipeline
     from ltjax.optional import tensorflow
     from ltjax.train import step as step_lib
@@ -244,10 +242,10 @@ class SBCL(Method):
     s = self.scfg
     key = jax.random.fold_in(jax.random.PRNGKey(int(self.cfg.seed) + _CLUSTER_SEED_SALT), int(epoch))
     labels = np.asarray(self.train_labels, np.int32)
-    sub = sbcl.cluster(features, labels, self.sub_counts, key, mesh=mesh, tol=float(s.kmeans_tol),
+    sub = clustering.cluster(features, labels, self.sub_counts, key, mesh=mesh, tol=float(s.kmeans_tol),
                        iter_limit=int(s.kmeans_iter_limit))
     if s.loss_mode == "rank":
-      temps = np.asarray(sbcl.class_temperatures(jnp.asarray(features), jnp.asarray(labels), self.sub_counts,
+      temps = np.asarray(clustering.class_temperatures(jnp.asarray(features), jnp.asarray(labels), self.sub_counts,
                                                  self.stats.num_classes, float(s.temperature)))
     else:
       temps = np.full((self.stats.num_classes,), s.temperature, np.float32)
@@ -258,6 +256,7 @@ class SBCL(Method):
     if last == epoch or not self.clusters_at(epoch, last):
       return state  # not a clustering epoch, or resumed inside an epoch whose subclasses are already in the state
     import time
+
     from ltjax.train import step as step_lib
     t0 = time.perf_counter()
     feats = self.cluster_features(run, state, epoch)
@@ -281,19 +280,19 @@ class SBCL(Method):
     else:
       o, nv = apply_fn(variables, jnp.concatenate([v1, v2]), train=True, mutable=["batch_stats"])
       p = o["projection"]
-    return _l2n(p.astype(jnp.float32)), nv["batch_stats"]
+    return contrastive.l2_normalize(p.astype(jnp.float32)), nv["batch_stats"]
 
   def contrastive_loss(self, z, y, k, class_temps, phase):
     """Warm-up SupCon when phase == 0, else the bi-granularity loss of `loss_mode` (scalar)."""
     s = self.scfg
 
     def warm(z):
-      return sbcl.supcon_loss(z, y, s.temperature, s.warm_base_temperature)
+      return contrastive.supcon_loss(z, y, s.temperature, s.warm_base_temperature)
 
     def bigran(z):
       if s.loss_mode == "rank":
-        return sbcl.sbcl_loss(z, y, k, class_temps, s.sbcl_temperature, s.sbcl_base_temperature, s.gamma)
-      return sbcl.sbcl_ccl_loss(z, y, k, s.sbcl_temperature, s.sbcl_base_temperature, s.gamma,
+        return contrastive.sbcl_loss(z, y, k, class_temps, s.sbcl_temperature, s.sbcl_base_temperature, s.gamma)
+      return contrastive.sbcl_ccl_loss(z, y, k, s.sbcl_temperature, s.sbcl_base_temperature, s.gamma,
                                 s.ccl_class_temperature)
 
     return jax.lax.cond(phase > 0, bigran, warm, z)

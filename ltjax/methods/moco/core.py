@@ -34,13 +34,9 @@ from typing import Any, Callable, Dict, Tuple
 import jax
 import jax.numpy as jnp
 
+from ltjax.losses.contrastive import l2_normalize
+
 PyTree = Any
-
-
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """x / max(‖x‖₂, eps) along the last axis (`F.normalize(x, dim=-1)`), computed in float32."""
-  x = x.astype(jnp.float32)
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 def momentum_update(key_params: PyTree, query_params: PyTree, momentum: float) -> PyTree:
@@ -66,26 +62,6 @@ def enqueue(queue: jax.Array, ptr: jax.Array, values: jax.Array) -> Tuple[jax.Ar
   start = (jnp.asarray(ptr, jnp.int32),) + (0,) * (queue.ndim - 1)
   new = jax.lax.dynamic_update_slice(queue, values.astype(queue.dtype), start)
   return new, ((ptr + B) % K).astype(jnp.int32)
-
-
-def infonce_logits(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float = 1.0) -> jax.Array:
-  """[B, 1 + K] logits: column 0 = q_i·k_i (positive), column 1 + j = q_i·queue_j; all divided by T.
-
-  q, k [B, d] unit rows (k is treated as a constant), queue [K, d]. `temperature=1` gives the un-scaled logits SBCL
-  hands to its losses (A.3.4).
-  """
-  k = jax.lax.stop_gradient(k)
-  queue = jax.lax.stop_gradient(queue)
-  pos = jnp.sum(q * k, axis=-1, keepdims=True)
-  neg = q @ queue.T
-  return jnp.concatenate([pos, neg], axis=1) / temperature
-
-
-def infonce_loss(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: float = 0.2) -> jax.Array:
-  """MoCo InfoNCE, scalar: L = mean_i −log softmax(ℓ_i)_0 with ℓ = infonce_logits(q, k, queue, T) (T = 0.2 in the
-  SS MoCo v2 pre-training, `--moco-t`)."""
-  logits = infonce_logits(q, k, queue, temperature)
-  return -jnp.mean(jax.nn.log_softmax(logits, axis=1)[:, 0])
 
 
 def grouped_apply(apply_fn: Callable, variables: Dict[str, PyTree], x: jax.Array, groups: int,

@@ -4,7 +4,7 @@ Labels are unused. Per step, with B the global batch, G BatchNorm groups, K the 
 
   θ_k ← m·θ_k + (1 − m)·θ_q                        (m = 0.999; before the keys; θ_k := θ_q at the first step)
   q = normalize(proj(f_q(x_q)))                     query view, BN statistics per group of B/G (one "GPU" each)
-  k = normalize(proj(f_k(x_k[π])))[π⁻¹]            key view, shuffle-BN (ltjax/moco.py), no gradient
+  k = normalize(proj(f_k(x_k[π])))[π⁻¹]            key view, shuffle-BN (ltjax/methods/moco/core.py), no gradient
   L = mean_i −log softmax([q_i·k_i, q_i·queue]/T)_0 (T = 0.2)
   queue[ptr : ptr + B] ← k,  ptr ← (ptr + B) mod K  (K = 65,536, K % B == 0)
 
@@ -18,7 +18,7 @@ ResNet-50 = Linear(2048, 2048) → ReLU → Linear(2048, 128)); the classifier `
 unused here (no gradient) and dropped by later stages (`init.exclude = ('^fc/',)`; `proj/` is ignored by the
 strict loader because the fine-tuning model has no projection).
 
-Training views come from `ltjax.data.augment_moco.moco_two_views` (aug-plus, TF, host data path) or
+Training views come from `ltjax.data.contrastive_views.moco_two_views` (aug-plus, TF, host data path) or
 `ltjax.data.device_augment.moco_view` (the same in JAX, device data path), keys 'image' (query) and 'image_k'.
 """
 
@@ -29,12 +29,12 @@ from typing import Any, Dict
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
-from ltjax import moco
-from ltjax.config import ConfigError
-from ltjax.data import augment_moco
+from ltjax.data import contrastive_views
+from ltjax.errors import ConfigError
+from ltjax.losses import contrastive
 from ltjax.methods.base import Method
+from ltjax.methods.moco import core as moco_core
 
 
 def moco_defaults() -> ml_collections.ConfigDict:
@@ -143,7 +143,7 @@ class MoCo(Method):
     return device_augment.two_views(self.device_view(data), ("image", "image_k"))
 
   def train_augment(self, data):
-    return augment_moco.moco_two_views(**self._bind_views(data))
+    return contrastive_views.moco_two_views(**self._bind_views(data))
 
   def _variable_shapes(self):
     from ltjax.models import create_model
@@ -161,7 +161,7 @@ class MoCo(Method):
     return {
         "key_params": zeros(shapes["params"]),
         "key_batch_stats": zeros(shapes.get("batch_stats", {})),
-        "queue": moco.init_queue(rng, int(self.m.queue_size), self.dim),
+        "queue": moco_core.init_queue(rng, int(self.m.queue_size), self.dim),
         "ptr": jnp.zeros([], jnp.int32),
         "initialized": jnp.zeros([], jnp.int32),
     }
@@ -174,22 +174,22 @@ class MoCo(Method):
     pick = lambda k, q: jnp.where(first, jax.lax.stop_gradient(q), k)  # noqa: E731
     key_params = jax.tree.map(pick, ms["key_params"], params)
     key_stats = jax.tree.map(pick, ms["key_batch_stats"], batch_stats)
-    key_params = moco.momentum_update(key_params, params, float(self.m.momentum))
+    key_params = moco_core.momentum_update(key_params, params, float(self.m.momentum))
     G = int(self.m.bn_groups)
-    out_q, new_stats = moco.grouped_apply(apply_fn, {"params": params, "batch_stats": batch_stats}, batch["image"],
+    out_q, new_stats = moco_core.grouped_apply(apply_fn, {"params": params, "batch_stats": batch_stats}, batch["image"],
                                           G)
-    q = moco.l2_normalize(out_q["projection"])
-    out_k, new_key_stats = moco.shuffled_apply(apply_fn, {"params": key_params, "batch_stats": key_stats},
+    q = contrastive.l2_normalize(out_q["projection"])
+    out_k, new_key_stats = moco_core.shuffled_apply(apply_fn, {"params": key_params, "batch_stats": key_stats},
                                                batch["image_k"], G, rng)
-    k = jax.lax.stop_gradient(moco.l2_normalize(out_k["projection"]))
+    k = jax.lax.stop_gradient(contrastive.l2_normalize(out_k["projection"]))
     key_state = {"key_params": key_params, "key_batch_stats": jax.lax.stop_gradient(new_key_stats)}
     return q, k, new_stats, key_state
 
   def loss(self, apply_fn, params, batch_stats, method_state, batch, hparams, rng):
     q, k, new_stats, key_state = self.encode(apply_fn, params, batch_stats, method_state, batch, rng)
-    logits = moco.infonce_logits(q, k, method_state["queue"], float(self.m.temperature))
+    logits = contrastive.infonce_logits(q, k, method_state["queue"], float(self.m.temperature))
     loss = -jnp.mean(jax.nn.log_softmax(logits, axis=1)[:, 0])
-    queue, ptr = moco.enqueue(method_state["queue"], method_state["ptr"], k)
+    queue, ptr = moco_core.enqueue(method_state["queue"], method_state["ptr"], k)
     new_state = dict(key_state, queue=queue, ptr=ptr, initialized=jnp.ones([], jnp.int32))
     metrics = {"accuracy": jnp.mean(jnp.argmax(logits, axis=1) == 0)}  # upstream acc1 of the pretext task
     return loss, (new_stats, new_state, metrics)

@@ -1,4 +1,4 @@
-"""MoCo v2 aug-plus views (ltjax/data/augment_moco.py) against numpy ports of torchvision's semantics."""
+"""MoCo v2 aug-plus views (ltjax/data/contrastive_views.py) against numpy ports of torchvision's semantics."""
 
 import colorsys
 import math
@@ -9,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.tensorflow
 tf = pytest.importorskip("tensorflow")
 
-from ltjax.data import augment_moco as am  # noqa: E402
+from ltjax.data import contrastive_views as am  # noqa: E402
 
 
 def tv_box(u, H, W, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):

@@ -3,9 +3,9 @@
 Needs PyTorch (an optional extra, never needed by ltjax itself or its tests): `pip install torch torchvision`.
 
   # torchvision's ImageNet weights (downloaded by torchvision on a networked machine):
-  python tools/convert_torchvision.py --torchvision resnet152 --weights IMAGENET1K_V1 --out r152.npz
+  python -m ltjax.tools.convert_torchvision --torchvision resnet152 --weights IMAGENET1K_V1 --out r152.npz
   # a saved state_dict / checkpoint (e.g. MoCo: --strip-prefix module.encoder_q.):
-  python tools/convert_torchvision.py --checkpoint model.pth --key state_dict --strip-prefix module. --out r50.npz
+  python -m ltjax.tools.convert_torchvision --checkpoint model.pth --key state_dict --strip-prefix module. --out r50.npz
   # then, e.g. for Places-LT:
   python main.py --config configs/places_lt.py --config.init.workdir=r152.npz --config.data.root=... --workdir ...
 
@@ -14,14 +14,10 @@ and Places' fresh block excluded) so shape mismatches surface here rather than a
 """
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ltjax.models.convert import torchvision_to_flax  # noqa: E402
+from ltjax.models.convert import torchvision_to_flax
 
 
 def _load_state_dict(args):
@@ -40,6 +36,7 @@ def _load_state_dict(args):
 def check(flat, arch: str, num_classes: int) -> None:
   import jax
   import jax.numpy as jnp
+
   from ltjax.models import create_model
   from ltjax.train import pretrained
   model = create_model(arch, num_classes)

@@ -1,8 +1,8 @@
 """SBCL stage 1 on ImageNet-LT (spec SBCL_AND_RECORDS A.2.3, A.3.4, A.4.2, A.5.4, A.6.3; `moco/main.py`).
 
-A MoCo v2 model (ltjax/methods/moco.py: momentum encoder, queue, shuffle-BN, aug-plus views) with two label queues
+A MoCo v2 model (ltjax/methods/moco/method.py: momentum encoder, queue, shuffle-BN, aug-plus views) with two label queues
 (class and subclass, initialised −1, written FIFO with the keys). Logits are NOT divided by a temperature
-(`infonce_logits(q, k, queue, 1)`); the losses divide (ltjax/sbcl_queue.py), and they see the label queues as they
+(`infonce_logits(q, k, queue, 1)`); the losses divide (ltjax/losses/contrastive_queue.py), and they see the label queues as they
 were BEFORE the current batch is enqueued:
 
   epochs [0, P):        KCL, k = 6 same-class queue positives, T = 0.07                     (phase 1)
@@ -19,15 +19,14 @@ method state, so a resumed run continues exactly.
 
 Clustering (A.4.2, ImageNet): features = normalised key-encoder projections (eval mode: the key encoder's running
 BN statistics) of the first augmented view of every training image, in split order; subclass counts
-M_c = ⌊n_c / max(n_min, 20)⌋ (≥ 1); per-class cosine k-means `ltjax.sbcl.cluster`, run ONCE, globally (upstream
+M_c = ⌊n_c / max(n_min, 20)⌋ (≥ 1); per-class cosine k-means `ltjax.methods.sbcl.clustering.cluster`, run ONCE, globally (upstream
 clusters independently on every GPU with unsynchronised RNGs, A.10 item 12), seeded by (seed, epoch). Global
-subclass ids as `ltjax.sbcl.subclass_layout`. Samples keep subclass −1 until the first clustering.
+subclass ids as `ltjax.methods.sbcl.clustering.subclass_layout`. Samples keep subclass −1 until the first clustering.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -35,33 +34,13 @@ import ml_collections
 import numpy as np
 import optax
 
-from ltjax import moco, sbcl, sbcl_queue
-from ltjax.config import ConfigError
-from ltjax.data import augment_moco
-from ltjax.methods.moco import MoCo, validate_moco
-from ltjax.train import optim
+from ltjax.data import contrastive_views
+from ltjax.errors import ConfigError
+from ltjax.losses import contrastive, contrastive_queue
+from ltjax.methods.moco import MoCo, core as moco_core, validate_moco
+from ltjax.methods.sbcl import clustering
 
 CLUSTER_SEED = 0x5bc1
-
-
-# ---- schedules (registered into ltjax.train.optim.SCHEDULES) -------------------------------------------------------
-
-
-def sbcl_moco_cosine(e: int, base_lr: float, num_epochs: int) -> float:
-  """SBCL ImageNet stage 1 (A.6.3): a cosine without floor restarted for phase 2, P = num_epochs / 2:
-  lr_e = lr·0.5·(1 + cos(π·(e mod P)/P)) (0-based e; 0.1 at epochs 0 and P)."""
-  P = num_epochs // 2
-  return base_lr * 0.5 * (1.0 + math.cos(math.pi * (e % P) / P))
-
-
-def sbcl_imagenet_linear_step(e: int, base_lr: float) -> float:
-  """SBCL ImageNet stage 2 (A.6.4, `--schedule 20 30`): lr·0.1 once e+1 ≥ 20 and again once e+1 ≥ 30."""
-  return base_lr * 0.1 ** sum(1 for m in (20, 30) if e + 1 >= m)
-
-
-for _name, _fn in (("sbcl_moco_cosine", sbcl_moco_cosine), ("sbcl_imagenet_linear_step", sbcl_imagenet_linear_step)):
-  if optim.SCHEDULES.setdefault(_name, _fn) is not _fn:
-    raise RuntimeError(f"LR schedule '{_name}' is already registered by another module")
 
 
 def reset_momentum(opt_state):
@@ -112,7 +91,7 @@ class SbclMoco(MoCo):
   def __init__(self, cfg, stats, train_labels):
     super().__init__(cfg, stats, train_labels)
     self.s = cfg.sbcl_moco
-    self.sub_counts = sbcl.subclass_counts(stats.counts, int(self.s.cluster))
+    self.sub_counts = clustering.subclass_counts(stats.counts, int(self.s.cluster))
     self.num_train = int(len(train_labels))
 
   def init_state(self, rng):
@@ -129,17 +108,17 @@ class SbclMoco(MoCo):
     ms = method_state
     k_shuffle, k_kcl = jax.random.split(rng)
     q, k, new_stats, key_state = self.encode(apply_fn, params, batch_stats, ms, batch, k_shuffle)
-    logits = moco.infonce_logits(q, k, ms["queue"], 1.0)   # not divided by T (A.3.4)
+    logits = contrastive.infonce_logits(q, k, ms["queue"], 1.0)   # not divided by T (A.3.4)
     y = batch["label"].astype(jnp.int32)
     sub = ms["sub_labels"][batch["index"]]
     s = self.s
-    kcl = lambda z: sbcl_queue.kcl_loss(z, y, ms["queue_labels"], k_kcl, int(s.kcl_k), float(s.temperature))  # noqa
-    rank = lambda z: sbcl_queue.sbcl_queue_loss(z, y, sub, ms["queue_labels"], ms["queue_sub_labels"],  # noqa
+    kcl = lambda z: contrastive_queue.kcl_loss(z, y, ms["queue_labels"], k_kcl, int(s.kcl_k), float(s.temperature))  # noqa
+    rank = lambda z: contrastive_queue.sbcl_queue_loss(z, y, sub, ms["queue_labels"], ms["queue_sub_labels"],  # noqa
                                                 float(s.temperature), float(s.rank_temperature), float(s.gamma))
     loss = jax.lax.cond(hparams["phase2"] > 0, rank, kcl, logits)
-    queue, ptr = moco.enqueue(ms["queue"], ms["ptr"], k)
-    queue_labels, _ = moco.enqueue(ms["queue_labels"], ms["ptr"], y)
-    queue_sub, _ = moco.enqueue(ms["queue_sub_labels"], ms["ptr"], sub)
+    queue, ptr = moco_core.enqueue(ms["queue"], ms["ptr"], k)
+    queue_labels, _ = moco_core.enqueue(ms["queue_labels"], ms["ptr"], y)
+    queue_sub, _ = moco_core.enqueue(ms["queue_sub_labels"], ms["ptr"], sub)
     new_state = dict(ms, **key_state, queue=queue, ptr=ptr, queue_labels=queue_labels, queue_sub_labels=queue_sub,
                      initialized=jnp.ones([], jnp.int32))
     metrics = {"accuracy": jnp.mean(jnp.argmax(logits, axis=1) == 0)}
@@ -175,7 +154,7 @@ class SbclMoco(MoCo):
 
     def project(ms, x):
       out = apply_fn({"params": ms["key_params"], "batch_stats": ms["key_batch_stats"]}, x, train=False)
-      return moco.l2_normalize(out["projection"])
+      return contrastive.l2_normalize(out["projection"])
 
     if run.train_input.on_device:
       from ltjax.train import loop
@@ -184,6 +163,7 @@ class SbclMoco(MoCo):
                                       view=lambda images, keys: jax.vmap(one)(images, keys), seed=run.cfg.seed,
                                       epoch=CLUSTER_SEED + epoch, name="sbcl_moco_keys")["z"]
     from jax.experimental import multihost_utils
+
     from ltjax.data import pipeline
     from ltjax.optional import tensorflow
     from ltjax.train import step as step_lib
@@ -196,7 +176,7 @@ class SbclMoco(MoCo):
     pos = b.local_positions(0)
     real = pos < N
     idx = np.where(real, pos, 0)
-    view = functools.partial(augment_moco.moco_v2_view, **self._view_kw)
+    view = functools.partial(contrastive_views.moco_v2_view, **self._view_kw)
     seed = tf.constant([run.cfg.seed, CLUSTER_SEED + epoch], tf.int64)
     if split.images is not None:
       values, decode = split.images[idx], lambda v: v
@@ -222,5 +202,5 @@ class SbclMoco(MoCo):
     """Global subclass label of every training example, int32 [N] (A.4.2)."""
     feats = self.key_features(run, state, epoch)
     key = jax.random.fold_in(jax.random.PRNGKey(run.cfg.seed), CLUSTER_SEED + epoch)
-    return sbcl.cluster(feats, run.data.train.labels, self.sub_counts, key, mesh=run.mesh,
+    return clustering.cluster(feats, run.data.train.labels, self.sub_counts, key, mesh=run.mesh,
                         tol=float(self.s.kmeans_tol), iter_limit=int(self.s.kmeans_iters))

@@ -1,6 +1,6 @@
 """Open a run directory in Python (a notebook, say) without writing any training code:
 
-  from ltjax.inspect import open_run
+  from ltjax.tools.open_run import open_run
   r = open_run("runs/arb_cifar100")          # best checkpoint; checkpoint="last" for the newest
   r.stats.counts                              # training images per class
   out = r.outputs("test")                     # {'logits' [N,C], 'features' [N,D], 'labels' [N], 'index' [N]}

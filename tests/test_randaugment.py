@@ -10,7 +10,7 @@ PIL = pytest.importorskip("PIL")
 from PIL import Image, ImageEnhance, ImageOps  # noqa: E402
 
 from ltjax.data import augment  # noqa: E402
-from ltjax.data import records_augment as ra  # noqa: E402
+from ltjax.data import randaugment as ra  # noqa: E402
 
 
 def _img(seed, h=32, w=32):
