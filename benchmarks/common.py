@@ -17,13 +17,12 @@ def build_step(model="resnet32", batch=128, classes=100, size=32, loss="ce", dty
   steps_per_call > 1 returns the trainer's K-steps-per-call step, `(state, batches [K, B, ...], active [K],
   hparams)`.
   """
-  from ltjax import config as config_lib
-  from ltjax import methods
+  from ltjax import config as config_lib, methods
   from ltjax.data import pipeline
-  from ltjax.data.sources import Dataset, Split
+  from ltjax.data.dataset import Dataset, Split
   from ltjax.data.stats import ClassStats
   from ltjax.models import create_model
-  from ltjax.train import loop, optim, step as step_lib
+  from ltjax.train import optim, run as run_lib, step as step_lib
 
   cfg = config_lib.default()
   cfg.model.name, cfg.model.dtype, cfg.loss.name = model, dtype, loss
@@ -44,8 +43,8 @@ def build_step(model="resnet32", batch=128, classes=100, size=32, loss="ce", dty
   net = create_model(model, classes, head="cosine" if loss == "ldam" else "linear", dtype=dtype, **kw)
   schedule = optim.epoch_schedule(np.full([10], 0.1), batches.steps_per_epoch)
   tx = optim.sgd(schedule, momentum=0.9, weight_decay=5e-4)
-  run = loop.Run(cfg, data, stats, method, net, mesh, train_input, schedule, tx)
-  state = loop.create_state(run, 0)
+  run = run_lib.Run(cfg, data, stats, method, net, mesh, train_input, schedule, tx)
+  state = run_lib.create_state(run, 0)
   make = step_lib.make_train_step if steps_per_call == 1 else step_lib.make_multi_train_step
   train_step = make(method, net.apply, tx, schedule, mesh)
   return train_step, state, train_input, mesh, method.epoch_hparams(0)

@@ -33,11 +33,11 @@ def build(batch):
   from configs import sbcl_cifar
 
   from ltjax.data import pipeline
-  from ltjax.data.sources import Dataset, Split
+  from ltjax.data.dataset import Dataset, Split
   from ltjax.data.stats import ClassStats
   from ltjax.methods.sbcl import SBCL
   from ltjax.models import create_model
-  from ltjax.train import loop, optim, step as step_lib
+  from ltjax.train import optim, run as run_lib, step as step_lib
 
   cfg = sbcl_cifar.get_config("dataset=cifar100,imb=0.01,stage=1")
   cfg.train.batch_size = batch
@@ -57,8 +57,8 @@ def build(batch):
   table = optim.lr_table_from_config(cfg, steps_per_epoch=batches.steps_per_epoch)
   schedule = optim.epoch_schedule(table, batches.steps_per_epoch)
   tx = optim.sgd(schedule, momentum=0.9, weight_decay=1e-4)
-  run = loop.Run(cfg, data, stats, method, net, mesh, train_input, schedule, tx)
-  state = loop.create_state(run, 0)
+  run = run_lib.Run(cfg, data, stats, method, net, mesh, train_input, schedule, tx)
+  state = run_lib.create_state(run, 0)
   return run, method, state
 
 

@@ -62,7 +62,7 @@ def main():
   images = rng.randint(0, 256, (a.n, a.size, a.size, 3)).astype(np.uint8)
   if "host" in a.paths:
     from ltjax.data import pipeline
-    from ltjax.data.sources import Split
+    from ltjax.data.dataset import Split
     split = Split(images, (np.arange(a.n) % 10).astype(np.int32), np.arange(a.n))
     batches = pipeline.Batches(a.n, a.batch, 1, drop_remainder=True)
     fns = host_fns(a.size)

@@ -12,7 +12,7 @@ from tests.cfgutil import override
 from ltjax import config as config_lib
 from ltjax.data.stats import ClassStats
 from ltjax.methods.semi_self.decouple import Decouple
-from ltjax.train import loop
+from ltjax.train import loop, run as run_lib
 from ltjax.train.checkpoint import Checkpointer
 
 
@@ -54,9 +54,9 @@ def test_in_batch_shuffle_permutes_inside_each_batch_only():
 
 
 def _state_of(workdir, cfg):
-  run = loop.setup(cfg)
+  run = run_lib.setup(cfg)
   ck = Checkpointer(str(workdir), 2)
-  state, _ = ck.restore_latest(loop.create_state(run, cfg.seed))
+  state, _ = ck.restore_latest(run_lib.create_state(run, cfg.seed))
   ck.close()
   return jax.device_get(state)
 
@@ -87,7 +87,7 @@ def test_crt_trains_only_the_classifier(moco_run, tmp_path, frozen_bn):
     if k.startswith("fc/"):
       continue
     np.testing.assert_array_equal(v, before_p[k], err_msg=k)  # bit-identical encoder
-  fresh = _flat(jax.device_get(loop.create_state(loop.setup(cfg), cfg.seed)).params)
+  fresh = _flat(jax.device_get(run_lib.create_state(run_lib.setup(cfg), cfg.seed)).params)
   assert not np.allclose(after_p["fc/kernel"], fresh["fc/kernel"])  # the classifier trained
   before_s, after_s = _flat(moco_state.batch_stats), _flat(after.batch_stats)
   changed = [k for k in after_s if not np.array_equal(after_s[k], before_s[k])]
@@ -102,8 +102,8 @@ def test_normal_classifier_init_for_sbcl_stage_two(moco_run, tmp_path):
   src, _ = moco_run
   cfg = moco_digits.get_config(f"stage=sbcl_linear,init={src}")
   cfg.train.epochs = 1
-  run = loop.setup(cfg)
-  state = loop.create_state(run, cfg.seed, pretrained=True)
+  run = run_lib.setup(cfg)
+  state = run_lib.create_state(run, cfg.seed, pretrained=True)
   out = jax.device_get(run.method.on_epoch_start(0, state, run))
   w, b = out.params["fc"]["kernel"], out.params["fc"]["bias"]
   assert abs(w.std() - 0.01) < 0.002 and abs(w.mean()) < 0.002

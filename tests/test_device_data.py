@@ -18,8 +18,8 @@ from tests.test_train import _disagreement, params_of, tiny
 
 from ltjax import methods
 from ltjax.data import device, device_augment, pipeline
-from ltjax.data.sources import Split
-from ltjax.train import loop, step as step_lib
+from ltjax.data.dataset import Split
+from ltjax.train import loop, run as run_lib, step as step_lib
 
 
 def write_npz(path, side=16, classes=5, per_class=40, test_per_class=8, channels=3, nhw=False, seed=0):
@@ -70,8 +70,8 @@ def device_input(split, mesh, batch=16, seed=3, padding=2, flip=True, drop=False
 def test_epoch_orders_and_batches_equal_on_host_and_device_paths(rule):
   """Same EpochOrder on both paths (a permutation, resampling with replacement, the class-aware sampler), and on the
   digits (no crop, no flip: the views are the normalised images) the very same batches, step by step."""
-  host = loop.setup(tiny(**{"data.pipeline": "host", "train_rule": rule, "data.drop_remainder": False}))
-  dev = loop.setup(tiny(**{"data.pipeline": "device", "train_rule": rule, "data.drop_remainder": False}))
+  host = run_lib.setup(tiny(**{"data.pipeline": "host", "train_rule": rule, "data.drop_remainder": False}))
+  dev = run_lib.setup(tiny(**{"data.pipeline": "device", "train_rule": rule, "data.drop_remainder": False}))
   assert not host.train_input.on_device and dev.train_input.on_device
   assert host.train_input.steps_per_epoch == dev.train_input.steps_per_epoch
   for epoch in (0, 1, 5):
@@ -219,7 +219,7 @@ def test_device_training_resumes_bitwise_with_active_augmentation(tmp_path, arra
   """A preemption in the middle of an epoch (and of a 3-step call) on user arrays with random crops and flips:
   resumed, the run ends with the parameters of the uninterrupted run, bit for bit."""
   cfg = npz_cfg(arrays, **{"train.steps_per_call": 3, "train.epochs": 2})
-  run = loop.setup(cfg)
+  run = run_lib.setup(cfg)
   assert run.train_input.on_device and run.data.crop_padding == 2 and run.data.flip
   spe = run.train_input.steps_per_epoch
   loop.train_and_evaluate(cfg, str(tmp_path / "full"))
@@ -255,8 +255,8 @@ def test_device_and_host_paths_train_alike(tmp_path, arrays):
     assert res[path]["best"]["top1"] > 60.0  # 5 classes, chance 20%
   cfg = npz_cfg(arrays, **{"data.imb_factor": 1.0})
   state, _ = params_of(str(tmp_path / "host"), cfg)
-  on_host = loop.predict(loop.setup(npz_cfg(arrays, **{"data.pipeline": "host"})), state, "test")
-  on_dev = loop.predict(loop.setup(npz_cfg(arrays, **{"data.pipeline": "device"})), state, "test")
+  on_host = run_lib.setup(npz_cfg(arrays, **{"data.pipeline": "host"})).predict(state, "test")
+  on_dev = run_lib.setup(npz_cfg(arrays, **{"data.pipeline": "device"})).predict(state, "test")
   np.testing.assert_array_equal(on_host["labels"], on_dev["labels"])
   np.testing.assert_allclose(on_host["logits"], on_dev["logits"], rtol=1e-4, atol=1e-4)
 
@@ -265,16 +265,16 @@ def test_predict_on_device_handles_replaced_splits_and_padding(arrays):
   """`predict` uploads a split once and again when the run's data is replaced (rotation_eval and pseudolabel swap
   the test split); the padded rows of the last batch are cut off."""
   import dataclasses
-  run = loop.setup(npz_cfg(arrays, **{"train.eval_batch_size": 16}))
-  state = loop.create_state(run, 0)
-  p = loop.predict(run, state, "test", with_features=True)
+  run = run_lib.setup(npz_cfg(arrays, **{"train.eval_batch_size": 16}))
+  state = run_lib.create_state(run, 0)
+  p = run.predict(state, "test", with_features=True)
   n = len(run.data.test.labels)  # 40: the last batch of 16 is half padding
   assert p["logits"].shape == (n, 5) and p["features"].shape[0] == n
   np.testing.assert_array_equal(p["index"], np.arange(n))
   half = dataclasses.replace(run.data.test, images=run.data.test.images[:10], labels=run.data.test.labels[:10],
                              indices=run.data.test.indices[:10])
   r2 = dataclasses.replace(run, data=dataclasses.replace(run.data, test=half))
-  q = loop.predict(r2, state, "test")
+  q = r2.predict(state, "test")
   np.testing.assert_allclose(q["logits"], p["logits"][:10], rtol=1e-5, atol=1e-5)
 
 

@@ -14,7 +14,7 @@ from tests.cfgutil import override
 from ltjax import config as config_lib
 from ltjax.losses import contrastive, contrastive_queue
 from ltjax.methods.sbcl import clustering, schedules as sbcl_schedules
-from ltjax.train import loop, step as step_lib
+from ltjax.train import loop, run as run_lib, step as step_lib
 from ltjax.train.checkpoint import Checkpointer
 
 
@@ -39,8 +39,8 @@ def np_infonce(q, k, queue, T):
 
 def _setup(stage="moco", **over):
   cfg = cfg_of(stage, **over)
-  run = loop.setup(cfg)
-  state = jax.device_get(loop.create_state(run, cfg.seed))
+  run = run_lib.setup(cfg)
+  state = jax.device_get(run_lib.create_state(run, cfg.seed))
   return cfg, run, state
 
 
@@ -159,8 +159,8 @@ def test_label_queues_are_read_before_the_batch_is_enqueued(phase2):
 def _two_steps(cfg, num_devices):
   cfg = cfg.copy_and_resolve_references()
   cfg.mesh.num_devices = num_devices
-  run = loop.setup(cfg)
-  state = loop.create_state(run, cfg.seed)
+  run = run_lib.setup(cfg)
+  state = run_lib.create_state(run, cfg.seed)
   step = step_lib.make_train_step(run.method, run.model.apply, run.tx, run.schedule, run.mesh)
   hp = jax.device_put(run.method.epoch_hparams(0), step_lib.replicated(run.mesh))
   it = run.train_input.epoch(0)
@@ -187,9 +187,9 @@ def test_moco_step_is_the_same_on_1_and_8_devices(stage):
 
 
 def _final_state(workdir, cfg):
-  run = loop.setup(cfg)
+  run = run_lib.setup(cfg)
   ck = Checkpointer(str(workdir), 2)
-  state, _ = ck.restore_latest(loop.create_state(run, cfg.seed))
+  state, _ = ck.restore_latest(run_lib.create_state(run, cfg.seed))
   ck.close()
   return jax.device_get(state)
 
@@ -202,7 +202,7 @@ def test_resume_restores_the_queue_exactly(tmp_path, per_call):
   compiled call (shuffle-BN groups and the queues inside the scan; the stop splits a group)."""
   cfg = cfg_of("sbcl", **{"train.steps_per_call": per_call})
   res = loop.train_and_evaluate(cfg, str(tmp_path / "full"))
-  spe = loop.setup(cfg).train_input.steps_per_epoch
+  spe = run_lib.setup(cfg).train_input.steps_per_epoch
   assert res["steps"] == 2 * spe
   with pytest.raises(loop.Preempted):
     loop.train_and_evaluate(cfg, str(tmp_path / "part"), stop_at_step=spe + 3)
@@ -223,9 +223,9 @@ def test_resume_restores_the_queue_exactly(tmp_path, per_call):
 
 def test_phase_two_resets_momentum_once_and_reclusters(tmp_path):
   cfg = cfg_of("sbcl", **{"train.epochs": 4, "sbcl_moco.phase2_epoch": 2, "sbcl_moco.step": 1})
-  run = loop.setup(cfg)
+  run = run_lib.setup(cfg)
   spe = run.train_input.steps_per_epoch
-  state = loop.create_state(run, cfg.seed)
+  state = run_lib.create_state(run, cfg.seed)
   traced = jax.tree.map(jnp.ones_like, state.opt_state)
   state = state.replace(opt_state=traced, step=jnp.int32(2 * spe))
   out = run.method.on_epoch_start(2, state, run)
@@ -288,11 +288,11 @@ def test_sbcl_moco_on_file_backed_split_files(tmp_path):
                           "data.label_remap": "none", "moco.crop_size": 16, "moco.flip": True,
                           "sbcl_moco.phase2_epoch": 0, "optim.schedule": "moco_cosine", "train.epochs": 1,
                           "train.eval_batch_size": 200})
-  run = loop.setup(cfg)
+  run = run_lib.setup(cfg)
   batch = next(run.train_input.epoch(0))
   assert batch["image"].shape == batch["image_k"].shape == (64, 16, 16, 3)
   assert not np.allclose(batch["image"], batch["image_k"])
-  state = loop.create_state(run, cfg.seed)
+  state = run_lib.create_state(run, cfg.seed)
   feats = run.method.key_features(run, state, 0)
   assert feats.shape == (sum(counts), 32)
   np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)

@@ -12,10 +12,11 @@ import jax
 import numpy as np
 import pytest
 
-from ltjax import distributed
-from ltjax.train import pretrained
 from tests import jpeg_tree
 from tests.multihost_worker import build_config
+
+from ltjax import distributed
+from ltjax.train import pretrained, run as run_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 300
@@ -105,15 +106,16 @@ def test_device_data_path_two_processes_preempted_and_resumed_equal_one_process(
   """The device data path across processes: each process holds the whole split (user arrays, 16×16 with random
   crops and flips, mixup), builds its devices' slices of every global batch inside the step, is stopped mid-epoch and
   resumed by a new 2-process job (3 steps per call): the parameters equal one process with 4 devices."""
-  from ltjax.train import loop
   from tests.test_device_data import write_npz
+
+  from ltjax.train import loop
   arrays = write_npz(tmp_path / "a.npz", side=16, classes=5, per_class=10)
   over = {"data.name": "npz", "data.path": arrays, "data.imb_factor": 0.5, "data.group_bounds": (),
           "model.name": "resnet8", "train.batch_size": 8, "train.eval_batch_size": 8, "train.epochs": 2,
           "train.progress_bar": False, "train.log_every": 1, "train.eval_every": 2, "train.steps_per_call": 3,
           "mixup_alpha": 1.0, "seed": 3}
   cfg = build_config({"config_file": "quickstart", "overrides": dict(over, **{"mesh.num_devices": 4})})
-  run = loop.setup(cfg)
+  run = run_lib.setup(cfg)
   assert run.train_input.on_device and run.data.crop_padding == 2
   spe = run.train_input.steps_per_epoch  # 35 images, batch 8: 4 steps (the short batch of 3 < 4 devices is dropped)
   ref_dir = tmp_path / "single"

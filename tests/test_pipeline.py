@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ltjax.data import pipeline
-from ltjax.data.sources import Split
+from ltjax.data.dataset import Split
 
 
 def make_split(n=50, h=6, c=3, seed=0):

@@ -12,10 +12,10 @@ from tests.test_train import params_of, tiny
 
 from ltjax import config as config_lib, methods
 from ltjax.data import pipeline, samplers
-from ltjax.data.sources import Split
+from ltjax.data.dataset import Split
 from ltjax.errors import ConfigError
 from ltjax.models import create_model
-from ltjax.train import loop, pretrained
+from ltjax.train import loop, pretrained, run as run_lib
 
 # ---------------------------------------------------------------------------------------------------------------
 # merge / load
@@ -106,9 +106,9 @@ def test_frozen_encoder_stage2_trains_only_the_head(stage1, tmp_path, frozen_bn)
 def test_init_copies_the_encoder_and_refreshes_the_head(stage1, tmp_path):
   src, s1 = stage1
   cfg = tiny(**{"train.epochs": 1, "loss.name": "ce", "init.workdir": src, "seed": 3})
-  run = loop.setup(cfg)
-  fresh = jax.device_get(loop.create_state(run, cfg.seed))
-  init = jax.device_get(loop.create_state(run, cfg.seed, pretrained=True))
+  run = run_lib.setup(cfg)
+  fresh = jax.device_get(run_lib.create_state(run, cfg.seed))
+  init = jax.device_get(run_lib.create_state(run, cfg.seed, pretrained=True))
   for k, v in _leaves(s1.params).items():
     np.testing.assert_array_equal(_leaves(init.params)[k], v)
   for k, v in _leaves(s1.batch_stats, False).items():
@@ -186,7 +186,7 @@ def test_method_epoch_order_drives_the_pipeline(tmp_path):
   methods.register(_CB)
   try:
     cfg = tiny(**{"method": "test_class_aware", "train.epochs": 1})
-    run = loop.setup(cfg)
+    run = run_lib.setup(cfg)
     assert run.train_input.steps_per_epoch == 2
     batches = list(run.train_input.epoch(0))
     idx = np.concatenate([b["index"] for b in batches])

@@ -13,7 +13,7 @@ from tests.test_train import tiny
 from ltjax.data import imbalance, unlabeled
 from ltjax.tools import pseudolabel
 from ltjax.tools.open_run import open_run
-from ltjax.train import loop
+from ltjax.train import loop, run as run_lib
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_training_on_labeled_plus_pseudo_labeled_data(base_run, tmp_path):
   semi = tiny(**{"loss.name": "ce", "train.epochs": 1, "data.unlabeled.pool": pool,
                  "data.unlabeled.pseudo_labels": out, "data.unlabeled.imb_factor": 0.5,
                  "data.unlabeled.multiplier": 1})
-  run = loop.setup(semi)
+  run = run_lib.setup(semi)
   info = run.data.unlabeled
   lab_counts = imbalance.class_counts(144, 10, "exp", 0.1)
   u = imbalance.unlabeled_counts(lab_counts, 0.5, multiplier=1)

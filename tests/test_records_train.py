@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from configs import records_digits
-from ltjax.train import loop
+from tests.cfgutil import override
 from tests.test_main import ROOT
 from tests.test_train import params_of
-from tests.cfgutil import override
+
+from ltjax.train import loop, run as run_lib
 
 
 def cfg_for(row, **over):
@@ -38,7 +39,7 @@ def cfg_for(row, **over):
 @pytest.mark.parametrize("row,per_call", [("corr_records_mixup", 1), ("solar", 1), ("solar", 3)])
 def test_resume_restores_tables_exactly(tmp_path, row, per_call):
   cfg = cfg_for(row, **{"train.steps_per_call": per_call})  # 3: the per-example tables updated inside the scan
-  spe = loop.setup(cfg).train_input.steps_per_epoch
+  spe = run_lib.setup(cfg).train_input.steps_per_epoch
   full = tmp_path / "full"
   res = loop.train_and_evaluate(cfg, str(full))
   assert "top1_batch_mean" in res["final"] and "many_rank" in res["final"]
@@ -74,7 +75,7 @@ def test_one_device_equals_eight(tmp_path, row):
   for n in (1, 8):
     extra = {} if row == "solar" else {"records.upd_start": 0}  # RECORDS: updates and the mixed term from step 0
     cfg = cfg_for(row, **{"mesh.num_devices": n, **extra})
-    spe = loop.setup(cfg).train_input.steps_per_epoch
+    spe = run_lib.setup(cfg).train_input.steps_per_epoch
     stop = 3 if row != "solar" else spe + 3  # SoLar: its full loss starts with the second epoch
     with pytest.raises(loop.Preempted):
       loop.train_and_evaluate(cfg, str(tmp_path / f"d{n}"), stop_at_step=stop)
@@ -100,6 +101,7 @@ def test_main_on_mock_cifar100_nu_with_records_views(tmp_path):
   assert r.returncode == 0, r.stderr[-3000:]
   res = json.loads((tmp_path / "results.json").read_text())
   import random
+
   from ltjax.data import imbalance
   expect = [int(x) for x in imbalance.class_counts(20, 100, "exp", 0.1)]
   random.Random(123).shuffle(expect)

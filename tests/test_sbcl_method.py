@@ -15,7 +15,7 @@ from ltjax.errors import ConfigError
 from ltjax.losses import contrastive
 from ltjax.methods.sbcl import SBCL, clustering
 from ltjax.models import create_model
-from ltjax.train import loop
+from ltjax.train import loop, run as run_lib
 
 
 def stage1_cfg(**over):
@@ -33,9 +33,9 @@ def stage2_cfg(init_workdir, **over):
 
 def _state_of(workdir, cfg):
   from ltjax.train.checkpoint import Checkpointer
-  run = loop.setup(cfg)
+  run = run_lib.setup(cfg)
   ck = Checkpointer(str(workdir), 2)
-  state, meta = ck.restore_latest(loop.create_state(run, cfg.seed))
+  state, meta = ck.restore_latest(run_lib.create_state(run, cfg.seed))
   ck.close()
   return jax.device_get(state), run
 
@@ -154,7 +154,7 @@ def test_stage2_freezes_encoder_and_trains_head(stage1_run, tmp_path):
   cfg2 = stage2_cfg(wd1)
   res = loop.train_and_evaluate(cfg2, str(tmp_path))
   s2, run2 = _state_of(tmp_path, cfg2)
-  fresh = jax.device_get(loop.create_state(run2, cfg2.seed))   # the fresh init of the stage-2 model
+  fresh = jax.device_get(run_lib.create_state(run2, cfg2.seed))   # the fresh init of the stage-2 model
   for path, leaf in jax.tree_util.tree_flatten_with_path(s2.params)[0]:
     name = "/".join(str(getattr(k, "key", k)) for k in path)
     if name.startswith("fc/"):
@@ -204,7 +204,7 @@ def test_resume_inside_stage1_restores_subclasses_exactly(stage1_run, tmp_path):
 
 def test_bad_input_errors():
   with pytest.raises(ConfigError, match="class 9 asks for 15 subclasses but has only 14"):
-    loop.setup(stage1_cfg(**{"sbcl.num_subclasses": (1,) * 9 + (15,)}))
+    run_lib.setup(stage1_cfg(**{"sbcl.num_subclasses": (1,) * 9 + (15,)}))
   with pytest.raises(ConfigError, match="balanced k-means is unusable"):
     config_lib.validate(stage1_cfg(**{"sbcl.cluster_method": "balanced"}))
   with pytest.raises(ConfigError, match="loss_mode"):

@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ltjax.data import imbalance, sources
+from ltjax.data import imbalance, sources, tfds_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -122,13 +122,13 @@ def test_unknown_dataset_lists_the_known_names():
 
 def test_id_numbers_and_original_order():
   ids = [b"train_00003", b"train_00000", b"train_10002", b"train_00001", b"train_00002"]
-  assert sources.id_numbers(ids).tolist() == [3, 0, 10002, 1, 2]
-  order = sources.original_order(ids)
+  assert tfds_data.id_numbers(ids).tolist() == [3, 0, 10002, 1, 2]
+  order = tfds_data.original_order(ids)
   assert [ids[i] for i in order] == [b"train_00000", b"train_00001", b"train_00002", b"train_00003",
                                      b"train_10002"]
-  assert sources.id_numbers(["test_000010", "extra_000002"]).tolist() == [10, 2]  # svhn: 6 digits
-  assert sources.original_order([b"gebc   ahgjefjhfef", b"train_00001"]) is None  # mock ids
-  assert sources.original_order([b"train_00001", b"test_00001"]) is None  # repeated number
+  assert tfds_data.id_numbers(["test_000010", "extra_000002"]).tolist() == [10, 2]  # svhn: 6 digits
+  assert tfds_data.original_order([b"gebc   ahgjefjhfef", b"train_00001"]) is None  # mock ids
+  assert tfds_data.original_order([b"train_00001", b"test_00001"]) is None  # repeated number
 
 
 def _mock(n):
@@ -268,6 +268,7 @@ def _prepare_fake_tfds(name, data_dir, src_dir):
   the download step patched to return them: the result is a genuinely prepared TFDS dataset on disk, stored in
   TFDS's hashed order. Returns (train labels, test labels) in original file order."""
   from unittest import mock
+
   import tensorflow_datasets as tfds
   rng = np.random.RandomState(0)
   os.makedirs(src_dir, exist_ok=True)
@@ -319,7 +320,7 @@ def test_really_prepared_tfds_data_comes_back_in_original_order(name, tmp_path, 
   b = tfds.builder(sources.TFDS_NAMES[name], data_dir=data_dir)
   assert b.is_prepared()
   stored = [ex["id"].numpy() for ex in b.as_dataset(split="train", shuffle_files=False).take(50)]
-  assert sources.id_numbers(stored).tolist() != list(range(50))  # TFDS's own order is not the original one
+  assert tfds_data.id_numbers(stored).tolist() != list(range(50))  # TFDS's own order is not the original one
   monkeypatch.setattr(sources, "SVHN_N_FULL", 30)  # 600 fake SVHN images: ~60 per digit
   got = _capture_raw(monkeypatch, name)
   d = sources.load(data_cfg(name=name, data_dir=data_dir, imb_factor=0.1))

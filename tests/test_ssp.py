@@ -14,7 +14,7 @@ from tests.test_train import params_of, tiny
 
 from ltjax.errors import ConfigError
 from ltjax.tools import pseudolabel, rotation_eval
-from ltjax.train import loop, pretrained
+from ltjax.train import loop, pretrained, run as run_lib
 
 
 def flat(tree, prefix=""):
@@ -62,9 +62,9 @@ def test_finetuning_copies_every_weight_but_the_head(rotation_run, tmp_path):
   d, _, _ = rotation_run
   src = pretrained.load_variables(d, "last")
   cfg = finetune_cfg(d)
-  run = loop.setup(cfg)
-  init = jax.device_get(loop.create_state(run, cfg.seed, pretrained=True))
-  fresh = jax.device_get(loop.create_state(run, cfg.seed))
+  run = run_lib.setup(cfg)
+  init = jax.device_get(run_lib.create_state(run, cfg.seed, pretrained=True))
+  fresh = jax.device_get(run_lib.create_state(run, cfg.seed))
   p_src, p_init, p_fresh = flat(src["params"]), flat(init.params), flat(fresh.params)
   head = {k for k in p_init if "fc" in k or "linear" in k}
   assert head == {"fc/kernel", "fc/bias"} and p_init["fc/kernel"].shape == (64, 10)

@@ -13,7 +13,7 @@ from tests.cfgutil import override
 
 from ltjax import config as config_lib
 from ltjax.data import pipeline
-from ltjax.train import loop, step as step_lib
+from ltjax.train import loop, run as run_lib, step as step_lib
 
 
 def tiny(**over):
@@ -34,8 +34,8 @@ def tiny(**over):
 
 
 def params_of(workdir, cfg):
-  run = loop.setup(cfg)
-  state = loop.create_state(run, cfg.seed)
+  run = run_lib.setup(cfg)
+  state = run_lib.create_state(run, cfg.seed)
   from ltjax.train.checkpoint import Checkpointer
   ck = Checkpointer(workdir, 2)
   restored, meta = ck.restore_latest(state)
@@ -71,7 +71,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, per_call):
   full = tmp_path / "full"
   loop.train_and_evaluate(cfg, str(full))
   part = tmp_path / "part"
-  run = loop.setup(cfg)
+  run = run_lib.setup(cfg)
   spe = run.train_input.steps_per_epoch
   stop = spe + spe // 2  # in the middle of the second epoch
   with pytest.raises(loop.Preempted):
@@ -143,7 +143,7 @@ def test_steps_per_call_agrees_with_single_steps(tmp_path):
   parameters equal to float reassociation — on 1 device and on 8 (stacked batches sharded along their second
   axis)."""
   base = {"train.epochs": 1, "train.log_every": 1, "data.drop_remainder": False}  # the epoch ends in a short batch
-  spe = loop.setup(tiny(**base)).train_input.steps_per_epoch
+  spe = run_lib.setup(tiny(**base)).train_input.steps_per_epoch
   assert spe % 4 != 1, "the epoch should end in a partial group before the short batch's own group"
   states, logged = [], []
   for name, over in (("single", {}), ("grouped", {"train.steps_per_call": 4}),
@@ -196,7 +196,7 @@ def test_steps_per_call_auto_choice():
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, per_call):
   cfg = tiny(**{"train.epochs": 3, "train.steps_per_call": per_call})
   # One good epoch, saved.
-  run = loop.setup(cfg)
+  run = run_lib.setup(cfg)
   spe = run.train_input.steps_per_epoch
   with pytest.raises(loop.Preempted):
     loop.train_and_evaluate(cfg, str(tmp_path), stop_at_step=spe)

@@ -34,8 +34,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ltjax.data import device_augment
+from ltjax.data.dataset import Split
 from ltjax.data.pipeline import Batches, EpochOrder
-from ltjax.data.sources import Split
 
 SALT = 0xDA7A  # separates the augmentation keys from the other uses of the run seed
 

@@ -35,9 +35,10 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ltjax import optional
-from ltjax.data import filelist
+from ltjax.data import filelist, tfds_data
 from ltjax.data.augment import ImageRecipe
-from ltjax.data.sources import Dataset, DataNotFoundError, Split
+from ltjax.data.dataset import Dataset, Split
+from ltjax.errors import DataNotFoundError
 
 log = logging.getLogger("ltjax")
 
@@ -139,8 +140,7 @@ def _from_split_files(name: str, spec: LargeSpec, data_cfg) -> Dataset:
 
 
 def _from_tfds(name: str, spec: LargeSpec, data_cfg) -> Dataset:
-  from ltjax.data import sources
-  builder = sources._tfds_builder(spec.tfds_name, data_cfg.data_dir or None)  # fast not-found path
+  builder = tfds_data.builder(spec.tfds_name, data_cfg.data_dir or None)  # fast not-found path
   optional.tensorflow(f"reading TFDS dataset '{spec.tfds_name}'")  # kept off any accelerator: JAX owns it
   tfds = optional.tensorflow_datasets(f"reading TFDS dataset '{spec.tfds_name}'")
   train_s, test_s, val_s = spec.tfds_splits

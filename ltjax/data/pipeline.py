@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Optional, Tuple
 import numpy as np
 
 from ltjax.data import augment
-from ltjax.data.sources import Split
+from ltjax.data.dataset import Split
 from ltjax.errors import ImageDecodeError  # noqa: F401 (re-exported)
 from ltjax.optional import tensorflow
 

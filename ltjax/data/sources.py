@@ -13,33 +13,20 @@ TFDS data must already be prepared in the data directory. Nothing is ever downlo
 network blocks for minutes in retries): a missing dataset raises `DataNotFoundError` within a second, saying where
 it looked and how to prepare the data. TensorFlow is imported only by the TFDS sources.
 
-Original order of TFDS examples (checked in tensorflow-datasets 4.9.10; TFDS stores examples in a hashed order):
-* cifar10 / cifar100 (`image_classification/cifar.py`): `_generate_examples` walks data_batch_1.bin … data_batch_5.bin
-  (CIFAR-100: train.bin; test: test_batch.bin / test.bin) record by record with a running counter `index` and sets
-  `id = f"{split}_{index:05d}"`, so the number in `id` is the position in the concatenated original files. The
-  binary files hold the same images in the same order as the python-pickle batches torchvision reads (the CIFAR
-  page describes both formats as the same data; not re-checked here against real files, which are not available
-  offline). CIFAR-100's binary records carry coarse then fine label; TFDS `label` is the fine label.
-* svhn_cropped 3.1.0 (`datasets/svhn_cropped/svhn_cropped_dataset_builder.py`): `id = f"{split}_{i:06d}"` with `i`
-  the position in train_32x32.mat / test_32x32.mat — torchvision's SVHN order — and `label = y % 10`, so digit 0
-  (the .mat files' label 10) is label 0, as torchvision's `np.place(labels, labels == 10, 0)`.
-Sorting on that number restores the original order, so the legacy-RandomState selection picks the official subset.
-`tfds.testing.mock_data` fills `id` with random letters (RandomFakeGenerator: 10–20 of ' abcdefghij'); when the ids
-do not all parse, the TFDS order is kept (with a log line), which is what mock data needs.
+The TFDS sources read through `ltjax.data.tfds_data` (original example order, the fast not-found path).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import re
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
-from ltjax import optional
-from ltjax.data import imbalance
+from ltjax.data import imbalance, large, tfds_data, unlabeled
+from ltjax.data.dataset import Dataset, Raw, Split
+from ltjax.data.tfds_data import TFDS_NAMES
 from ltjax.errors import DataNotFoundError  # noqa: F401 (re-exported)
 
 log = logging.getLogger("ltjax")
@@ -58,81 +45,6 @@ DIGITS_TEST_PER_CLASS = 30
 DIGITS_SPLIT_SEED = 12345
 # The validation hold-out draws with RandomState(rand_number + VAL_SEED_OFFSET), apart from the selection stream.
 VAL_SEED_OFFSET = 1
-
-_TFDS_DEFAULT_DIR = "the TFDS default data dir ($TFDS_DATA_DIR or ~/tensorflow_datasets)"
-
-
-@dataclasses.dataclass
-class Split:
-  """One split, held in memory (`images`) or file-backed (`files` or `encoded`, decoded in the input pipeline).
-
-  Exactly one of images / files / encoded is set. Examples are addressed by row index either way.
-  """
-
-  images: Optional[np.ndarray]  # uint8 [N, H, W, C], or None for a file-backed split
-  labels: np.ndarray  # int32 [N]
-  indices: np.ndarray  # int64 [N]: index of each example in the source's original (full, balanced) order
-  files: Optional[np.ndarray] = None  # str [N]: image file paths (split-file datasets)
-  encoded: Optional[np.ndarray] = None  # object [N]: encoded image bytes (TFDS large-scale datasets)
-
-  def __post_init__(self):
-    if sum(x is not None for x in (self.images, self.files, self.encoded)) != 1:
-      raise ValueError("a Split holds exactly one of images, files or encoded")
-
-  @property
-  def file_backed(self) -> bool:
-    return self.images is None
-
-  def take(self, idx: np.ndarray) -> "Split":
-    sub = lambda a: None if a is None else a[idx]
-    return Split(sub(self.images), self.labels[idx], self.indices[idx], sub(self.files), sub(self.encoded))
-
-  def __len__(self) -> int:
-    return len(self.labels)
-
-
-@dataclasses.dataclass
-class Dataset:
-  name: str
-  num_classes: int
-  train: Split  # the long-tailed subset (already selected)
-  test: Split
-  val: Optional[Split]  # balanced hold-out from train images the subset does not use, or None
-  mean: Tuple[float, ...]  # per channel, for pixels in [0, 1]
-  std: Tuple[float, ...]
-  crop_padding: int  # random-crop padding of the train augmentation
-  flip: bool  # horizontal flip in the train augmentation
-  recipe: Optional[Any] = None  # ltjax.data.augment.ImageRecipe of file-backed (large-scale) datasets, else None
-  # Semi-supervised runs (config.data.unlabeled): what was appended to `train` (unlabeled.UnlabeledInfo), else None.
-  unlabeled: Optional[object] = None
-  # The legacy RandomState of the long-tailed selection, advanced past it: upstream code that keeps drawing from the
-  # same global numpy stream (RECORDS' candidate sets, spec B.2.2) continues from here.
-  selection_rng: Optional[np.random.RandomState] = None
-
-  def example_input(self) -> np.ndarray:
-    """float32 [1, H, W, C]: an input of the model's shape (for initialisation)."""
-    if self.train.images is not None:
-      return self.train.images[:1].astype(np.float32)
-    s = self.recipe.image_size
-    return np.zeros((1, s, s, 3), np.float32)
-
-
-@dataclasses.dataclass
-class Raw:
-  """A source's full data in original order, before the long-tailed selection."""
-
-  train: Split  # the pool the long-tailed subset is selected from
-  test: Split
-  num_classes: int
-  n_full: float  # N of the count formulas
-  class_order: Tuple[int, ...]  # order in which classes receive the position-indexed counts
-  mean: Optional[Tuple[float, ...]]  # None: computed from the selected training subset
-  std: Optional[Tuple[float, ...]]
-  crop_padding: int = 4
-  flip: bool = True
-  # imb_type 'none' keeps every training image (the data's own imbalance) instead of N per class.
-  natural: bool = False
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # digits (embedded, no TensorFlow)
@@ -253,104 +165,12 @@ def pixel_statistics(images: np.ndarray) -> Tuple[Tuple[float, ...], Tuple[float
   return tuple(float(m) for m in mean), tuple(float(max(v, 1e-6)) for v in std)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# TFDS
-
-
-def id_numbers(ids: Sequence) -> Optional[np.ndarray]:
-  """int64 numbers n of TFDS ids '<split>_<n>' (the original position), or None when the ids are not all of that
-  form or repeat a number (mock data has random ids)."""
-  nums = []
-  for i in ids:
-    m = re.fullmatch(r"[A-Za-z]+_(\d+)", i.decode() if isinstance(i, bytes) else str(i))
-    if m is None:
-      return None
-    nums.append(int(m.group(1)))
-  nums = np.asarray(nums, np.int64)
-  if len(np.unique(nums)) != len(nums):
-    return None
-  return nums
-
-
-def original_order(ids: Sequence) -> Optional[np.ndarray]:
-  """Permutation that sorts TFDS examples into their original order by the number in their '<split>_<n>' ids, or
-  None when the ids do not allow it (see `id_numbers`)."""
-  nums = id_numbers(ids)
-  return None if nums is None else np.argsort(nums, kind="stable")
-
-
-def _not_found(name: str, builder, data_dir: Optional[str], detail: str = "") -> DataNotFoundError:
-  where = f"'{data_dir}'" if data_dir else _TFDS_DEFAULT_DIR
-  found = ""
-  parent = os.path.dirname(os.fspath(builder.data_dir))
-  if os.path.isdir(parent):
-    versions = sorted(v for v in os.listdir(parent) if os.path.isdir(os.path.join(parent, v)))
-    if str(builder.version) in versions:
-      found = (f" {builder.data_dir} exists but is incomplete (an interrupted preparation?): remove it and prepare "
-               f"again.")
-    elif versions:
-      found = (f" Found only version(s) {versions} of {name} there; this tensorflow-datasets reads version "
-               f"{builder.version}: prepare that version, or install the tensorflow-datasets that wrote them.")
-  dd = data_dir or "DIR"
-  return DataNotFoundError(
-      f"TFDS dataset '{name}' is not prepared in {where} (looked for {builder.data_dir}).{found} ltjax never "
-      f"downloads (there may be no network). To prepare it: on a networked machine run `tfds build {name} "
-      f"--data_dir {dd}` (or `python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', "
-      f"data_dir='{dd}').download_and_prepare()\"`), or copy an existing ~/tensorflow_datasets/{name} directory "
-      f"to {dd}/{name}; then pass --config.data.data_dir={dd}.{detail}")
-
-
-def _tfds_builder(name: str, data_dir: Optional[str]):
-  """The TFDS builder of `name`, after checking that its data is prepared. Never downloads; answers in about a
-  second when the data is missing (before TensorFlow itself is imported)."""
-  tfds = optional.tensorflow_datasets(f"reading TFDS dataset '{name}'")  # light: TFDS imports TensorFlow lazily
-  builder = tfds.builder(name, data_dir=data_dir)
-  if not builder.is_prepared():
-    # `is_prepared()` is also False under `tfds.testing.mock_data` (it patches `as_dataset`, not the data dir), so
-    # ask `as_dataset`: on real unprepared data it raises at once (AssertionError "could not find data"), without
-    # any download attempt and without importing TensorFlow; under mock data it returns the fake dataset.
-    try:
-      builder.as_dataset(split="train", shuffle_files=False)
-    except Exception as e:  # pylint: disable=broad-except
-      raise _not_found(name, builder, data_dir, f" (TFDS: {str(e).splitlines()[0][:200]})") from None
-  return builder
-
-
-def _tfds_splits(name: str, data_dir: Optional[str], splits: Sequence[str],
-                 label_key: str = "label") -> Dict[str, Split]:
-  """Loads whole TFDS splits as numpy, in original order when the example ids allow it. Never downloads."""
-  builder = _tfds_builder(name, data_dir or None)
-  optional.tensorflow(f"reading TFDS dataset '{name}'")  # kept off any accelerator: JAX owns it
-  tfds = optional.tensorflow_datasets(f"reading TFDS dataset '{name}'")
-  out = {}
-  for split in splits:
-    ds = builder.as_dataset(split=split, shuffle_files=False)
-    parts: Dict[str, list] = {"image": [], label_key: [], "id": []}
-    for batch in tfds.as_numpy(ds.batch(8192)):
-      for k in parts:
-        if k in batch:
-          parts[k].append(batch[k])
-    if not parts["image"]:
-      raise DataNotFoundError(f"TFDS dataset '{name}' split '{split}' in {builder.data_dir} is empty")
-    images = np.concatenate(parts["image"])
-    labels = np.concatenate(parts[label_key]).astype(np.int32)
-    nums = id_numbers(np.concatenate(parts["id"])) if parts["id"] else None
-    if nums is None:
-      log.warning("%s/%s: example ids are not '<split>_<n>' (mock data?); keeping the TFDS order", name, split)
-      nums = np.arange(len(labels), dtype=np.int64)
-    perm = np.argsort(nums, kind="stable")
-    out[split] = Split(images[perm], labels[perm], nums[perm])
-  return out
-
-
-# ltjax name → TFDS builder name.
-TFDS_NAMES = {"cifar10": "cifar10", "cifar100": "cifar100", "svhn": "svhn_cropped"}
 TFDS_BACKED = frozenset(TFDS_NAMES) | frozenset(("imagenet_lt_tfds", "inat2018_tfds"))
 
 
 def _cifar(name: str, num_classes: int) -> Callable[..., Raw]:
   def source(data_cfg) -> Raw:
-    s = _tfds_splits(TFDS_NAMES[name], data_cfg.data_dir, ("train", "test"), "label")
+    s = tfds_data.load_splits(TFDS_NAMES[name], data_cfg.data_dir, ("train", "test"), "label")
     train = s["train"]
     return Raw(train, s["test"], num_classes, len(train) / num_classes, tuple(range(num_classes)), CIFAR_MEAN,
                CIFAR_STD, crop_padding=4, flip=True)
@@ -359,14 +179,13 @@ def _cifar(name: str, num_classes: int) -> Callable[..., Raw]:
 
 
 def _svhn(data_cfg) -> Raw:
-  s = _tfds_splits(TFDS_NAMES["svhn"], data_cfg.data_dir, ("train", "test"), "label")
+  s = tfds_data.load_splits(TFDS_NAMES["svhn"], data_cfg.data_dir, ("train", "test"), "label")
   return Raw(s["train"], s["test"], 10, SVHN_N_FULL, SVHN_CLASS_ORDER, SVHN_MEAN, SVHN_STD, crop_padding=4,
              flip=True)
 
 
 def _large(name: str) -> Callable[..., "Dataset"]:
   def source(data_cfg) -> "Dataset":
-    from ltjax.data import large  # split files / TFDS large-scale datasets (ltjax/data/large.py)
     return large.load(name, data_cfg)
   source.__name__ = f"_{name}"
   return source
@@ -420,7 +239,6 @@ def load(data_cfg) -> Dataset:
   val_per_class = int(_get(data_cfg, "val_per_class", 0))
   semi = _get(data_cfg, "unlabeled", None)
   if semi is not None and _get(semi, "pseudo_labels", ""):
-    from ltjax.data import unlabeled
     unlabeled.check_files(semi)  # before the (slow) labeled data
   raw = REGISTRY[name](data_cfg)
   if isinstance(raw, Dataset):  # large-scale: the split files define the long tail

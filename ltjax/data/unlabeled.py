@@ -41,9 +41,10 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ltjax.data import imbalance
-from ltjax.data.sources import DataNotFoundError
+from ltjax.data import imbalance, tfds_data
+from ltjax.data.dataset import Split
 from ltjax.errors import PoolError  # noqa: F401 (re-exported)
+from ltjax.errors import DataNotFoundError
 
 log = logging.getLogger("ltjax")
 
@@ -187,8 +188,7 @@ def _folder(path: str) -> Pool:
 
 
 def _svhn_extra(data_dir: Optional[str]) -> Pool:
-  from ltjax.data import sources  # TFDS, with its fast not-found path
-  split = sources._tfds_splits(sources.TFDS_NAMES["svhn"], data_dir or None, ("extra",), "label")["extra"]
+  split = tfds_data.load_splits(tfds_data.TFDS_NAMES["svhn"], data_dir or None, ("extra",), "label")["extra"]
   return Pool(SVHN_EXTRA, split.images, split.labels.astype(np.int64))
 
 
@@ -348,7 +348,6 @@ def merge(train, labeled_counts: Sequence[int], class_order: Sequence[int], num_
   legacy stream right after the labeled selection. Checks, before selecting anything, that the pool's images have
   the training images' shape and that the pseudo-label file belongs to the pool.
   """
-  from ltjax.data.sources import Split
   select_by = getattr(cfg, "select_by", "truth")
   if select_by not in SELECT_BY:
     raise PoolError(f"config.data.unlabeled.select_by = {select_by!r} is not one of {list(SELECT_BY)}")

@@ -85,7 +85,8 @@ class Method:
 
   def on_epoch_start(self, epoch: int, state: PyTree, run) -> PyTree:
     """Host-side hook before each epoch (re-clustering, pseudo-labelling); returns the (possibly new) TrainState.
-    `run` is the loop's Run: `ltjax.train.loop.predict(run, state, split)` gives logits and features."""
+    `run` is the run's `ltjax.train.run.Run`: `run.predict(state, split)` gives logits and features, and
+    `run.map_split` any other pass over a split."""
     return state
 
   def loss(self, apply_fn: ApplyFn, params: PyTree, batch_stats: PyTree, method_state: PyTree,

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from ltjax import diagnostics, metrics
-from ltjax.train import loop
+from ltjax.train import run as run_lib
 from ltjax.train.checkpoint import Checkpointer
 
 
@@ -38,8 +38,8 @@ class RunView:
       self.cfg = ml_collections.ConfigDict(json.load(f))
     self.cfg.data.group_bounds = tuple(self.cfg.data.group_bounds)
     self.workdir = workdir
-    self.run = loop.setup(self.cfg)
-    template = loop.create_state(self.run, self.cfg.seed)
+    self.run = run_lib.setup(self.cfg)
+    template = run_lib.create_state(self.run, self.cfg.seed)
     ck = Checkpointer(workdir, self.cfg.train.keep_checkpoints)
     try:
       restored = ck.restore_best(template) if checkpoint == "best" else ck.restore_latest(template)
@@ -73,7 +73,7 @@ class RunView:
 
   def outputs(self, split: str = "test") -> dict:
     if split not in self._cache:
-      self._cache[split] = loop.predict(self.run, self.state, split, with_features=True)
+      self._cache[split] = self.run.predict(self.state, split, with_features=True)
     return self._cache[split]
 
   def evaluate(self, split: str = "test") -> dict:

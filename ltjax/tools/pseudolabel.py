@@ -39,9 +39,8 @@ def pseudo_label(workdir: str, pool_spec: str, out: str, *, checkpoint: str = "b
   """Writes the pseudo-label file `out` for pool `pool_spec` from the run in `workdir`; returns a summary dict
   (num_images, counts per class, accuracy against the pool's own labels when it has them)."""
   from ltjax.data import unlabeled
-  from ltjax.data.sources import Split
+  from ltjax.data.dataset import Split
   from ltjax.tools.open_run import open_run
-  from ltjax.train import loop, step as step_lib
 
   if not out.endswith(".npz"):
     raise unlabeled.PoolError(f"--out {out}: the pseudo-label file must end in .npz")
@@ -57,14 +56,13 @@ def pseudo_label(workdir: str, pool_spec: str, out: str, *, checkpoint: str = "b
                               f"trained on {want} images ({run.data.name})")
   cfg = copy.deepcopy(run.cfg)
   cfg.train.eval_batch_size = int(batch_size)
-  eval_step = step_lib.make_eval_step(run.method, run.model.apply, run.mesh)
   logits = []
   n = len(pool)
   for start in range(0, n, chunk):
     stop = min(n, start + chunk)
     split = Split(pool.images[start:stop], np.zeros(stop - start, np.int32), np.arange(start, stop, dtype=np.int64))
     r = dataclasses.replace(run, cfg=cfg, data=dataclasses.replace(run.data, test=split))
-    z = loop.predict(r, view.state, "test", eval_step)["logits"]
+    z = r.predict(view.state, "test")["logits"]
     if z.shape[1] != num_classes:
       raise unlabeled.PoolError(f"the run in {workdir} predicts {z.shape[1]} outputs (method '{run.cfg.method}') but "
                                 f"its dataset has {num_classes} classes: pseudo-label with a classifier run, not a "

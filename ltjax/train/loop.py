@@ -1,6 +1,6 @@
 """The training loop: the imperative shell around the pure step (I/O, logging, evaluation, checkpoints).
 
-`setup(cfg)` builds everything a run needs from a validated config (also used to open a finished run);
+`ltjax.train.run.setup(cfg)` builds everything a run needs from a validated config (also used to open a finished run);
 `train_and_evaluate(cfg, workdir)` trains, evaluating every `eval_every` epochs, keeping the last checkpoints and
 the best one, and writes `results.json`. Restarted with the same workdir, it resumes at the exact step it stopped.
 """
@@ -8,7 +8,6 @@ the best one, and writes `results.json`. Restarted with the same workdir, it res
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import json
 import logging
@@ -19,19 +18,16 @@ import time
 from typing import Any, Dict, Optional
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ltjax import config as config_lib, host_memory, methods, metrics, optional
-from ltjax.data import device, device_augment, pipeline, sources
-from ltjax.data.stats import ClassStats
+from ltjax import config as config_lib, host_memory, methods, optional
+from ltjax.data import device, pipeline, sources
 from ltjax.errors import Preempted, TrainingDiverged  # noqa: F401 (re-exported)
-from ltjax.models import create_model
-from ltjax.train import optim, pretrained as pretrained_lib, step as step_lib
+from ltjax.train import pretrained as pretrained_lib, step as step_lib
 from ltjax.train.checkpoint import Checkpointer
 from ltjax.train.logger import MetricWriter, write_json_atomic
-from ltjax.train.state import TrainState
+from ltjax.train.run import Run, create_state, setup, training_diagnostics
 
 log = logging.getLogger("ltjax")
 
@@ -40,180 +36,6 @@ RESUMABLE_CHANGES = ("train.epochs", "train.log_every", "train.progress_bar", "t
                      "train.checkpoint_every", "train.keep_checkpoints", "train.diagnostics_every",
                      "distributed.coordinator_address", "distributed.num_processes", "distributed.process_id",
                      "distributed.cluster_detection", "distributed.initialization_timeout")
-
-
-@dataclasses.dataclass
-class Run:
-  cfg: ml_collections.ConfigDict
-  data: sources.Dataset
-  stats: ClassStats
-  method: methods.Method
-  model: Any
-  mesh: Any
-  train_input: Any  # pipeline.TrainInput (host, tf.data) or device.DeviceTrainInput (device data path)
-  schedule: Any
-  tx: Any
-  eval_on_device: bool = False  # evaluation splits on the devices (in-memory data, data.pipeline != 'host')
-  cache: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)  # device splits, compiled evals
-
-  @property
-  def eval_batch_size(self) -> int:
-    """Evaluation pads its last batch anyway, so the batch is rounded up to a multiple of the device count."""
-    n_dev = self.mesh.devices.size
-    return -(-self.cfg.train.eval_batch_size // n_dev) * n_dev
-
-  def eval_input(self, split: str) -> pipeline.EvalInput:
-    data = getattr(self.data, split)
-    b = pipeline.Batches(len(data.labels), self.eval_batch_size, self.mesh.devices.size,
-                         jax.process_index(), jax.process_count())
-    return pipeline.EvalInput(data, b, mean=self.data.mean, std=self.data.std, recipe=self.data.recipe)
-
-  def device_split(self, split: str) -> device.DeviceEvalInput:
-    """The split `split` of `self.data` on the devices, uploaded on first use (again if `data` was replaced)."""
-    data = getattr(self.data, split)
-    held = self.cache.get(f"split/{split}")
-    if held is None or held.split is not data:
-      held = device.DeviceEvalInput(data, self.eval_batch_size, self.mesh)
-      self.cache[f"split/{split}"] = held
-    return held
-
-
-def _head(cfg) -> str:
-  if cfg.model.head != "auto":
-    return cfg.model.head
-  return "cosine" if cfg.loss.name == "ldam" else "linear"
-
-
-def setup(cfg: ml_collections.ConfigDict) -> Run:
-  config_lib.validate(cfg)
-  data = sources.load(cfg.data)
-  bounds = tuple(cfg.data.group_bounds)
-  ranges = ((0, bounds[0]), (bounds[0], bounds[1]), (bounds[1], data.num_classes)) if bounds else None
-  if bounds and bounds[1] >= data.num_classes:
-    raise config_lib.ConfigError(f"config.data.group_bounds = {bounds} must be < num_classes = {data.num_classes}")
-  stats = ClassStats.from_labels(data.train.labels, data.num_classes, ranges)
-  method = methods.REGISTRY[cfg.method](cfg, stats, data.train.labels)
-  method.bind_data(data)
-  mesh = step_lib.make_mesh(cfg.mesh.num_devices)
-  if cfg.train.batch_size % (mesh.devices.size):
-    raise config_lib.ConfigError(
-        f"config.train.batch_size = {cfg.train.batch_size} is not divisible by the {mesh.devices.size} devices: "
-        "use a multiple of the device count, or set config.mesh.num_devices")
-  order_fn = lambda epoch: method.epoch_order(epoch, cfg.seed)  # noqa: E731
-  first = order_fn(0)
-  epoch_len = len(data.train.labels) if first is None else len(first)
-  train_path = device.choose(cfg.data.pipeline, type(method).pipelines(cfg), data.train.file_backed)
-  if train_path == "device":  # the global layout: every process builds the whole batch on its devices' slices
-    batches = pipeline.Batches(epoch_len, cfg.train.batch_size, mesh.devices.size, 0, 1, cfg.data.drop_remainder)
-    order = pipeline.EpochOrder(len(data.train.labels), batches, cfg.seed, method.sampling_probabilities, order_fn)
-    augment_fn = method.device_augment(data) or device_augment.standard(data.mean, data.std, data.crop_padding,
-                                                                       data.flip)
-    train_input = device.DeviceTrainInput(data.train, batches, mesh, seed=cfg.seed, order=order,
-                                          augment_fn=augment_fn)
-  else:
-    batches = pipeline.Batches(epoch_len, cfg.train.batch_size, mesh.devices.size, jax.process_index(),
-                               jax.process_count(), cfg.data.drop_remainder)
-    train_input = pipeline.TrainInput(data.train, batches, seed=cfg.seed, mean=data.mean, std=data.std,
-                                      crop_padding=data.crop_padding, flip=data.flip,
-                                      probabilities_fn=method.sampling_probabilities,
-                                      augment_fn=method.train_augment(data), order_fn=order_fn,
-                                      recipe=data.recipe)
-  eval_on_device = cfg.data.pipeline != "host" and not data.test.file_backed
-  model_kw = dict(num_classes=data.num_classes, head=_head(cfg), dtype=cfg.model.dtype)
-  model_kw.update(method.model_kwargs())
-  model = create_model(cfg.model.name, **model_kw)
-  table = optim.lr_table_from_config(cfg, steps_per_epoch=batches.steps_per_epoch)  # [E] or per-step [E, spe]
-  schedule = optim.epoch_schedule(table, batches.steps_per_epoch)
-  frozen = None
-  if cfg.train.trainable:
-    frozen = lambda params: jax.tree.map(lambda t: not t, step_lib.trainable_mask(params, cfg.train.trainable))  # noqa: E731
-  tx = optim.sgd(schedule, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
-                 nesterov=cfg.optim.nesterov, frozen=frozen)
-  return Run(cfg, data, stats, method, model, mesh, train_input, schedule, tx, eval_on_device)
-
-
-def create_state(run: Run, seed: int, pretrained: bool = False) -> TrainState:
-  """Initial state, replicated over the mesh; `pretrained`: parameters and BN statistics initialised per
-  `config.init` (ltjax.train.pretrained)."""
-  init_rng, method_rng, step_rng = jax.random.split(jax.random.PRNGKey(seed), 3)
-  image = run.data.example_input()
-  variables = jax.jit(lambda r, x: run.model.init(r, x, train=False))(init_rng, image)
-  params, batch_stats = variables["params"], variables.get("batch_stats", {})
-  if pretrained:
-    params, batch_stats = pretrained_lib.init_from_config(run.cfg, params, batch_stats)
-  state = TrainState(step=jnp.zeros([], jnp.int32), params=params, batch_stats=batch_stats,
-                     opt_state=run.tx.init(params), method_state=run.method.init_state(method_rng),
-                     rng=jax.random.key_data(step_rng))
-  return jax.device_put(state, step_lib.replicated(run.mesh))
-
-
-def _gather(x) -> np.ndarray:
-  """A global array → the whole of it as numpy on every process."""
-  from jax.experimental import multihost_utils
-  return np.asarray(multihost_utils.process_allgather(x, tiled=True)) if jax.process_count() > 1 else np.asarray(x)
-
-
-def map_split_on_device(run: Run, split: str, fn, operand, *, view=None, seed: int = 0, epoch: int = 0,
-                        name: str = "") -> Dict[str, np.ndarray]:
-  """`fn(operand, x) -> {name: [B, ...]}` over every row of an in-memory split, on the devices, in one compiled call
-  (`device.map_split`): x = `view(images uint8 [B, H, W, C], keys [B, 2])` with row i's key from (seed, epoch, i),
-  or the normalised images when `view` is None. Returns numpy {name: [N, ...]} in split order on every process.
-  `name` keys the compiled function in `run.cache` (one per distinct fn / view; with the seed and the
-  normalisation, which it closes over)."""
-  held = run.device_split(split)
-  key = f"map/{name}/{seed}/{tuple(run.data.mean)}/{tuple(run.data.std)}"
-  if key not in run.cache:
-    run.cache[key] = device.map_split(fn, view, run.mesh, run.data.mean, run.data.std, seed)
-  out = run.cache[key](operand, held.images, jnp.asarray(epoch, jnp.int32))
-  n = held.num_examples
-  return {k: _gather(v).reshape((-1,) + v.shape[2:])[:n] for k, v in out.items()}
-
-
-def _predict_on_device(run: Run, state: TrainState, split: str, with_features: bool) -> dict:
-  fn = step_lib.eval_step_fn(run.method, run.model.apply, with_features)
-  host = map_split_on_device(run, split, lambda st, x: fn(st, {"image": x}), state, name=f"eval/{with_features}")
-  data = getattr(run.data, split)
-  return dict(host, labels=np.asarray(data.labels, np.int32), index=np.arange(len(data.labels), dtype=np.int64))
-
-
-def predict(run: Run, state: TrainState, split: str, eval_step=None, with_features: bool = False):
-  """Evaluation outputs of a split on the host, in split order: {'logits' [N,C], 'labels' [N], 'index' [N]} and
-  'features' [N,D] when asked. Every process gets the whole split. In-memory splits are evaluated on the devices in
-  one call (`run.eval_on_device`; `eval_step` is then not used), file-backed ones batch by batch through tf.data."""
-  if run.eval_on_device:
-    return _predict_on_device(run, state, split, with_features)
-  eval_step = eval_step or step_lib.make_eval_step(run.method, run.model.apply, run.mesh, with_features)
-  outs = {}
-  for batch in run.eval_input(split):
-    out = eval_step(state, step_lib.to_global({"image": batch["image"]}, run.mesh))
-    host = {k: _gather(v) for k, v in out.items()}
-    host.update(labels=_gather(batch["label"]), index=_gather(batch["index"]), mask=_gather(batch["mask"]))
-    for k, v in host.items():
-      outs.setdefault(k, []).append(v)
-  out = {k: np.concatenate(v) for k, v in outs.items()}
-  m = out.pop("mask").astype(bool)
-  return {k: v[m] for k, v in out.items()}
-
-
-def evaluate(run: Run, state: TrainState, split: str, eval_step=None) -> dict:
-  p = predict(run, state, split, eval_step)
-  return dict(metrics.evaluate(p["logits"], p["labels"], run.stats),
-              **run.method.eval_metrics(p["logits"], p["labels"]))
-
-
-def training_diagnostics(run: Run, state: TrainState, split: str = "test") -> Dict[str, float]:
-  """Scalar geometry of the current model on a split (ltjax.diagnostics): NC1/NC3, equinorm, cosines, and the mean
-  attraction (diagonal) and repulsion (off-diagonal) gradient components."""
-  from ltjax import diagnostics
-  p = predict(run, state, split, with_features=True)
-  c = run.stats.num_classes
-  w = jax.device_get(state.params["fc"]["kernel"])
-  geo = diagnostics.neural_collapse(p["features"], p["labels"], w, c)
-  out = {k: float(v) for k, v in geo.items() if np.ndim(v) == 0}
-  g = np.asarray(diagnostics.gradient_components(p["features"], p["logits"], p["labels"]))
-  att = np.diag(g)
-  out.update(attraction_mean=float(att.mean()), repulsion_mean=float(((g.sum(0) - att) / max(c - 1, 1)).mean()))
-  return out
 
 
 def _import_optional(cfg) -> None:
@@ -363,7 +185,6 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   n_params = int(sum(x.size for x in jax.tree.leaves(state.params)))
 
   stepper = _Stepper(run)
-  eval_step = step_lib.make_eval_step(run.method, run.model.apply, run.mesh)
   writer = MetricWriter(workdir)
   spe = run.train_input.steps_per_epoch
   epochs = cfg.train.epochs
@@ -427,9 +248,9 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
         bar.close()
       done_epochs = step // spe
       if cfg.train.eval_every and (done_epochs % cfg.train.eval_every == 0 or done_epochs == epochs):
-        evals = {"test": evaluate(run, state, "test", eval_step)}
+        evals = {"test": run.evaluate(state, "test")}
         if run.data.val is not None:
-          evals["val"] = evaluate(run, state, "val", eval_step)
+          evals["val"] = run.evaluate(state, "val")
         for split, e in evals.items():
           writer.write(step, split, e, epoch=done_epochs - 1)
         every = cfg.train.diagnostics_every

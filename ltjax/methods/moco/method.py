@@ -148,7 +148,7 @@ class MoCo(Method):
   def _variable_shapes(self):
     from ltjax.models import create_model
     if self._image_shape is None:
-      raise RuntimeError("MoCo.init_state needs train_augment(data) to have been called (ltjax.train.loop.setup "
+      raise RuntimeError("MoCo.init_state needs train_augment(data) to have been called (ltjax.train.run.setup "
                          "does this) to know the input shape")
     model = create_model(self.cfg.model.name, num_classes=self._num_classes, head=head_kind(self.cfg),
                          dtype=self.cfg.model.dtype, **self.model_kwargs())

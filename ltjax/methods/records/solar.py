@@ -118,8 +118,8 @@ class SoLar(PartialLabelMethod):
   def on_epoch_start(self, epoch, state, run):
     if epoch == 0 or int(jax.device_get(state.method_state["prior_epoch"])) == epoch:
       return state  # nothing before the first epoch; already applied (resumed inside this epoch)
-    from ltjax.train import loop, step as step_lib
-    p = loop.predict(run, state, "train")
+    from ltjax.train import step as step_lib
+    p = run.predict(state, "train")
     order = np.argsort(p["index"])
     emp_train = self.estimate_prior(p["logits"][order])
     gamma = self.s.gamma1 if (epoch - 1) < self.s.est_epochs else self.s.gamma2

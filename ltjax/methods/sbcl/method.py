@@ -177,65 +177,23 @@ class SBCL(Method):
   # ------------------------------------------------------------------ clustering
 
   def cluster_features(self, run, state, epoch: int) -> np.ndarray:
-    """Normalised projections [N, d] (float32, dataset order) of the first augmented view of every training
-    image, the model in eval mode; every process gets all of them. On the device data path the pass runs on the
-    devices (`loop.map_split_on_device`, the JAX view), else through tf.data."""
+    """Normalised projections [N, d] (float32, dataset order) of the first augmented view (or, with
+    `cluster_view = 'clean'`, the un-augmented image) of every training image, the model in eval mode; every process
+    gets all of them (`run.map_split`: on the devices with the JAX view, else through tf.data with the TF view).
+    The view of image i is seeded by (seed + 0x5BC1, epoch, i)."""
     apply = run.model.apply
 
     def embed(st, x):
       out = apply({"params": st.params, "batch_stats": st.batch_stats}, x, train=False)
       return {"z": contrastive.l2_normalize(out["projection"].astype(jnp.float32))}
 
-    if run.train_input.on_device:
-      from ltjax.train import loop
-      view = None
-      if self.scfg.cluster_view == "augmented":
-        one = self._device_view(run.data)
-        view = lambda images, keys: jax.vmap(one)(images, keys)  # noqa: E731
-      return loop.map_split_on_device(run, "train", embed, state, view=view,
-                                      seed=int(run.cfg.seed) + _CLUSTER_SEED_SALT, epoch=epoch,
-                                      name=f"sbcl_cluster/{self.scfg.cluster_view}")["z"]
-    from jax.experimental import multihost_utils
-
-    from ltjax.data import augment, pipeline
-    from ltjax.optional import tensorflow
-    from ltjax.train import step as step_lib
-    tf = tensorflow("SBCL's clustering pass on the host data path")
-
-    data = run.data
-    images = data.train.images
-    n = len(images)
-    n_dev = run.mesh.devices.size
-    want = self.scfg.cluster_batch_size or run.cfg.train.eval_batch_size
-    size = -(-want // n_dev) * n_dev
-    padded = -(-n // size) * size
-    b = pipeline.Batches(padded, size, n_dev, jax.process_index(), jax.process_count(), drop_remainder=True)
-    pos = b.local_positions(0)
-    real = pos < n
-    idx = np.where(real, pos, 0).astype(np.int64)
+    views = {}
     if self.scfg.cluster_view == "augmented":
-      view = self._view_fn(data)
-      seed = tf.constant([int(run.cfg.seed) + _CLUSTER_SEED_SALT, int(epoch)], tf.int64)
-      prep = lambda im, i: view(im, tf.random.experimental.stateless_fold_in(seed, i))
-    else:
-      mean, std = tuple(data.mean), tuple(data.std)
-      prep = lambda im, i: augment.normalize(im, mean, std)
-    ds = tf.data.Dataset.from_tensor_slices((images[idx], idx))
-    ds = ds.map(lambda im, i: prep(im, i), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(size // jax.process_count()).prefetch(tf.data.AUTOTUNE)
-
-    fn = getattr(self, "_embed_fn", None)
-    if fn is None or getattr(self, "_embed_mesh", None) is not run.mesh:
-      fn = jax.jit(lambda st, x: embed(st, x)["z"],
-                   in_shardings=(step_lib.replicated(run.mesh), step_lib.data_sharded(run.mesh)),
-                   out_shardings=step_lib.data_sharded(run.mesh))
-      self._embed_fn, self._embed_mesh = fn, run.mesh
-    outs = []
-    for x in ds.as_numpy_iterator():
-      z = fn(state, step_lib.to_global({"x": x}, run.mesh)["x"])
-      outs.append(np.asarray(multihost_utils.process_allgather(z, tiled=True)) if jax.process_count() > 1
-                  else np.asarray(z))
-    return np.concatenate(outs)[:n]
+      one = self._device_view(run.data)
+      views = dict(device_view=lambda images, keys: jax.vmap(one)(images, keys), host_view=self._view_fn(run.data))
+    return run.map_split("train", embed, state, name=f"sbcl_cluster/{self.scfg.cluster_view}",
+                         seed=int(run.cfg.seed) + _CLUSTER_SEED_SALT, epoch=epoch,
+                         batch_size=self.scfg.cluster_batch_size or None, **views)["z"]
 
   def recluster(self, features: np.ndarray, epoch: int, mesh=None) -> Dict[str, np.ndarray]:
     """Subclass labels [N] int32 and class temperatures [C] float32 from features [N, d] (dataset order)."""

@@ -143,8 +143,8 @@ class SbclMoco(MoCo):
 
   def key_features(self, run, state, epoch: int) -> np.ndarray:
     """[N, d] normalised key-encoder projections (eval mode) of one aug-plus view of every training image, in split
-    order; the view of image i is seeded by (seed, CLUSTER_SEED + epoch, i). On the device data path the pass runs
-    on the devices (the JAX view), else through tf.data (in-memory or file-backed)."""
+    order; the view of image i is seeded by (seed, CLUSTER_SEED + epoch, i). `run.map_split`: on the devices with
+    the JAX view, else through tf.data with the TF view (in-memory or file-backed)."""
     apply_fn = run.model.apply
     ms = state.method_state
     if int(jax.device_get(ms["initialized"])):
@@ -154,49 +154,13 @@ class SbclMoco(MoCo):
 
     def project(ms, x):
       out = apply_fn({"params": ms["key_params"], "batch_stats": ms["key_batch_stats"]}, x, train=False)
-      return contrastive.l2_normalize(out["projection"])
+      return {"z": contrastive.l2_normalize(out["projection"])}
 
-    if run.train_input.on_device:
-      from ltjax.train import loop
-      one = self.device_view(run.data)
-      return loop.map_split_on_device(run, "train", lambda ms, x: {"z": project(ms, x)}, key_ms,
-                                      view=lambda images, keys: jax.vmap(one)(images, keys), seed=run.cfg.seed,
-                                      epoch=CLUSTER_SEED + epoch, name="sbcl_moco_keys")["z"]
-    from jax.experimental import multihost_utils
-
-    from ltjax.data import pipeline
-    from ltjax.optional import tensorflow
-    from ltjax.train import step as step_lib
-    tf = tensorflow("SBCL-MoCo's clustering pass on the host data path")
-    split = run.data.train
-    N = len(split.labels)
-    n_dev = run.mesh.devices.size
-    size = -(-run.cfg.train.eval_batch_size // n_dev) * n_dev
-    b = pipeline.Batches(-(-N // size) * size, size, n_dev, jax.process_index(), jax.process_count(), True)
-    pos = b.local_positions(0)
-    real = pos < N
-    idx = np.where(real, pos, 0)
-    view = functools.partial(contrastive_views.moco_v2_view, **self._view_kw)
-    seed = tf.constant([run.cfg.seed, CLUSTER_SEED + epoch], tf.int64)
-    if split.images is not None:
-      values, decode = split.images[idx], lambda v: v
-    else:  # file-backed (ImageNet-LT): read and decode inside tf.data, as the training input does
-      from ltjax.data import augment
-      values, read = pipeline._encoded_source(split, idx)
-      decode = lambda v: augment.decode_rgb(read(v))  # noqa: E731
-    ds = tf.data.Dataset.from_tensor_slices((values, idx.astype(np.int64), real))
-    ds = ds.map(lambda v, i, m: {"image": view(decode(v), tf.random.experimental.stateless_fold_in(seed, i)),
-                                 "mask": m},
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    rep, dat = step_lib.replicated(run.mesh), step_lib.data_sharded(run.mesh)
-    embed = jax.jit(project, in_shardings=(rep, dat), out_shardings=dat)
-    feats, masks = [], []
-    for batch in pipeline._batched(ds, b, 0):
-      f = embed(key_ms, step_lib.to_global({"image": batch["image"]}, run.mesh)["image"])
-      feats.append(np.asarray(multihost_utils.process_allgather(f, tiled=True)))
-      m = batch["mask"]
-      masks.append(np.asarray(multihost_utils.process_allgather(m, tiled=True)) if jax.process_count() > 1 else m)
-    return np.concatenate(feats)[np.concatenate(masks).astype(bool)]
+    one = self.device_view(run.data)
+    host_view = functools.partial(contrastive_views.moco_v2_view, **self._view_kw)
+    return run.map_split("train", project, key_ms, name="sbcl_moco_keys", seed=int(run.cfg.seed),
+                         epoch=CLUSTER_SEED + epoch, device_view=lambda images, keys: jax.vmap(one)(images, keys),
+                         host_view=host_view)["z"]
 
   def recluster(self, run, state, epoch: int) -> np.ndarray:
     """Global subclass label of every training example, int32 [N] (A.4.2)."""

@@ -97,14 +97,12 @@ class Rotation(Method):
 def rotation_accuracy(run, state, split: str = "test") -> Dict[str, float]:
   """Rotation accuracy (%) of a pre-training state on a split: every image in each of the four rotations, un-augmented
   (test-time normalisation). Returns {'rotation_accuracy', 'rot0', 'rot90', 'rot180', 'rot270'}."""
-  from ltjax.train import loop, step as step_lib
   data = getattr(run.data, split)
-  eval_step = step_lib.make_eval_step(run.method, run.model.apply, run.mesh)
   out = {}
   for j in range(NUM_ROTATIONS):
     rotated = dataclasses.replace(data, images=np.ascontiguousarray(np.rot90(data.images, j, axes=(1, 2))))
     r = dataclasses.replace(run, data=dataclasses.replace(run.data, test=rotated))
-    z = loop.predict(r, state, "test", eval_step)["logits"]
+    z = r.predict(state, "test")["logits"]
     if z.shape[1] != NUM_ROTATIONS:
       raise ValueError(f"the model has {z.shape[1]} outputs, not {NUM_ROTATIONS}: not a rotation pre-training run")
     out[f"rot{90 * j}"] = float(100.0 * np.mean(z.argmax(1) == j))
