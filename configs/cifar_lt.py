@@ -84,8 +84,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.loss.name = loss
   for k, v in loss_fields.items():
     c.loss[k] = v
-  c.train_rule = rule
-  c.mixup_alpha = alpha
+  c.supervised.train_rule = rule
+  c.supervised.mixup_alpha = alpha
   c.optim.lr = 0.1
   c.optim.momentum = 0.9
   c.optim.weight_decay = 2e-4

@@ -39,6 +39,7 @@ Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir (see README: Data
 import ml_collections
 
 from configs.cifar_lt import parse_args
+
 from ltjax.config import default
 
 STAGE2_RULES = {
@@ -87,8 +88,8 @@ def stage2(c: ml_collections.ConfigDict, rule: str) -> ml_collections.ConfigDict
   c.loss.name = loss
   c.loss.ldam_max_m = 0.5
   c.loss.ldam_s = 30.0
-  c.train_rule = train_rule
-  c.cb_beta = 0.9999
+  c.supervised.train_rule = train_rule
+  c.supervised.cb_beta = 0.9999
   c.init.workdir = ""  # the stage-1 run: --config.init.workdir=runs/...
   c.init.required = True  # a linear probe on a random encoder is refused unless asked for
   c.init.checkpoint = "last"  # stage 1 keeps no 'best' (no evaluation)

@@ -101,5 +101,5 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   else:
     c.model.head = "cosine"
     c.loss.name = "ldam"
-    c.train_rule = "none"
+    c.supervised.train_rule = "none"
   return c

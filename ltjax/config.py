@@ -7,16 +7,27 @@ names the field and the fix.
 
 from __future__ import annotations
 
+import json
 import re
 
 import ml_collections
 from ml_collections import config_dict
 
+from ltjax import losses, methods
 from ltjax.errors import ConfigError  # noqa: F401 (re-exported)
+from ltjax.methods.supervised import TRAIN_RULES, Supervised  # noqa: F401 (TRAIN_RULES re-exported)
 
-# Names accepted by `config.train_rule` (spec ARB_AND_SEMISELF §3.1).
-TRAIN_RULES = ("none", "reweight", "drw", "resample", "class_aware")
 SELECT_ON = ("test", "val", "last")
+
+# Keys that moved, old spelling → new. The old spelling is kept in the schema as None (so a command-line override in
+# it reaches validation instead of failing in flag parsing); any other value is a ConfigError naming the new key, and
+# a stored config.json in the old spelling is read into the new one (`load_stored`).
+RENAMED = {
+    "train_rule": "supervised.train_rule",
+    "cb_beta": "supervised.cb_beta",
+    "drw_epoch": "supervised.drw_epoch",
+    "mixup_alpha": "supervised.mixup_alpha",
+}
 
 
 def default() -> ml_collections.ConfigDict:
@@ -85,26 +96,12 @@ def default() -> ml_collections.ConfigDict:
   c.model.head = "auto"
   c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32).
 
-  c.loss = ml_collections.ConfigDict()
-  c.loss.name = "ce"  # a key of ltjax.losses.REGISTRY.
-  c.loss.reduction = "mean"
-  c.loss.focal_gamma = 1.0
-  c.loss.ldam_max_m = 0.5
-  c.loss.ldam_s = 30.0
-  c.loss.arb_counts = "batch"  # batch | global ("ugcc")
-  c.loss.arb_clamp = 30.0
-  c.loss.arb_focal_alpha = 1.0
-  c.loss.arb_focal_gamma = 2.0
-  c.loss.las_head = 0.4
-  c.loss.las_tail = 0.1
-  c.loss.las_shape = "concave"
-  c.loss.las_power = 3.0
-
-  # none | reweight | drw | resample (spec §3.1) | class_aware (class-aware sampler, 4 per class: SBCL A.5.5 "CB")
-  c.train_rule = "none"
-  c.cb_beta = 0.9999  # effective-number β for reweight / drw / resample
-  c.drw_epoch = 160  # DRW switches to class-balanced weights at this epoch index
-  c.mixup_alpha = 0.0  # >0: mixup with λ ~ Beta(α, α) (spec §2.3)
+  # The supervised loss (`ltjax.losses`): `name` and every registered loss's own fields, declared with the loss.
+  c.loss = losses.config_defaults()
+  # The supervised method's own keys (train rules, mixup; `ltjax.methods.supervised`), also read by `decouple`.
+  c.supervised = Supervised.config_defaults()
+  for old in RENAMED:
+    c[old] = None  # moved (RENAMED): only None is accepted here
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 0.1
@@ -157,6 +154,40 @@ def default() -> ml_collections.ConfigDict:
   return c
 
 
+def to_dict(cfg) -> dict:
+  """The config as plain JSON data, without the None placeholders of RENAMED keys (what config.json stores)."""
+  d = json.loads(cfg.to_json_best_effort())
+  for old in RENAMED:
+    if d.get(old, 0) is None:
+      del d[old]
+  return d
+
+
+def to_json(cfg) -> str:
+  return json.dumps(to_dict(cfg), indent=1, sort_keys=True)
+
+
+def migrate(d: dict) -> dict:
+  """A stored config (plain data, e.g. an older run's config.json) in today's spelling: RENAMED keys moved."""
+  d = json.loads(json.dumps(d))
+  for old, new in RENAMED.items():
+    if old in d:
+      value = d.pop(old)
+      section, key = new.split(".")
+      if value is not None:
+        d.setdefault(section, {}).setdefault(key, value)
+  return d
+
+
+def load_stored(path: str) -> ml_collections.ConfigDict:
+  """A run directory's config.json as a ConfigDict in today's spelling (`migrate`; `data.group_bounds`, which JSON
+  stores as a list, back to a tuple)."""
+  with open(path) as f:
+    cfg = ml_collections.ConfigDict(migrate(json.load(f)))
+  cfg.data.group_bounds = tuple(cfg.data.group_bounds)
+  return cfg
+
+
 def _walk(cfg, prefix=""):
   for k, v in cfg.items():
     name = f"{prefix}{k}"
@@ -164,6 +195,13 @@ def _walk(cfg, prefix=""):
       yield from _walk(v, name + ".")
     else:
       yield name, v
+
+
+def _check_renamed(cfg) -> None:
+  for old, new in RENAMED.items():
+    if old in cfg and cfg[old] is not None:
+      raise ConfigError(f"config.{old} was renamed to config.{new}: set c.{new} = {cfg[old]!r} in the config file "
+                        f"(or --config.{new}=... on the command line)")
 
 
 def _check_schema(cfg, schema, prefix=""):
@@ -186,7 +224,6 @@ def _check_schema(cfg, schema, prefix=""):
 
 def schema() -> ml_collections.ConfigDict:
   """The default config extended by every registered method's own section."""
-  from ltjax import methods  # local: methods import jax
   s = default()
   for name, method in methods.REGISTRY.items():
     extra = method.config_defaults()
@@ -202,11 +239,11 @@ def _choice(name, value, choices):
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the field and the fix for any config that cannot run. Loads no data."""
-  from ltjax import losses, methods
   from ltjax.data import sources
   from ltjax.models import MODELS
   from ltjax.train import optim
 
+  _check_renamed(cfg)
   _check_schema(cfg, schema())
   _choice("method", cfg.method, methods.REGISTRY)
   _choice("data.name", cfg.data.name, sources.REGISTRY)
@@ -240,25 +277,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.data.std = {tuple(cfg.data.std)} must be positive")
   if cfg.data.count_shuffle_seed < -1:
     raise ConfigError("config.data.count_shuffle_seed must be -1 (off) or a seed >= 0")
-  if cfg.optim.restart_epoch < 0:
-    raise ConfigError("config.optim.restart_epoch must be >= 0 (0 = no restart)")
   _choice("model.name", cfg.model.name, MODELS)
   _choice("model.head", cfg.model.head, ("auto", "linear", "cosine", "linear_torch"))
   _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))
-  _choice("loss.name", cfg.loss.name, losses.REGISTRY)
-  _choice("loss.reduction", cfg.loss.reduction, ("mean", "sum"))
-  _choice("loss.arb_counts", cfg.loss.arb_counts, ("batch", "global"))
-  _choice("train_rule", cfg.train_rule, TRAIN_RULES)
-  if cfg.mixup_alpha < 0:
-    raise ConfigError(f"config.mixup_alpha = {cfg.mixup_alpha} must be >= 0 (0 disables mixup)")
-  if not 0.0 <= cfg.cb_beta < 1.0:
-    raise ConfigError(f"config.cb_beta = {cfg.cb_beta} must lie in [0, 1)")
-  if cfg.train_rule == "drw" and cfg.train.epochs > 2 * cfg.drw_epoch:
-    raise ConfigError(f"train_rule 'drw' defines weights for epochs < 2*drw_epoch = {2 * cfg.drw_epoch}, but "
-                     f"train.epochs = {cfg.train.epochs}: raise config.drw_epoch or lower train.epochs")
-  _choice("optim.schedule", cfg.optim.schedule, optim.SCHEDULES)
-  if cfg.optim.lr <= 0 or cfg.optim.weight_decay < 0 or not 0 <= cfg.optim.momentum < 1:
-    raise ConfigError("config.optim needs lr > 0, weight_decay >= 0 and momentum in [0, 1)")
+  losses.validate(cfg.loss)
+  optim.validate(cfg.optim)
   t = cfg.train
   if t.diagnostics_every < 0:
     raise ConfigError("config.train.diagnostics_every must be >= 0 (0 = off)")

@@ -1,11 +1,14 @@
 """Every shipped config (each table row) builds and passes validation, and encodes the spec's settings."""
 
 import itertools
+import json
 
 import pytest
 
 from configs import arb_cifar100, cifar_lt, quickstart, sbcl_cifar, sbcl_digits, svhn_lt
-from ltjax import config as config_lib
+
+from ltjax import config as config_lib, losses
+from ltjax.train import loop, run as run_lib
 
 
 @pytest.mark.parametrize("dataset,imb,row", list(itertools.product(["cifar10", "cifar100"], ["0.01", "0.02", "0.1"],
@@ -19,12 +22,12 @@ def test_every_cifar_table_row_validates(dataset, imb, row):
 
 def test_rows_encode_the_spec_tables():
   arb = cifar_lt.get_config("row=arb")
-  assert (arb.loss.name, arb.loss.arb_counts, arb.mixup_alpha, arb.optim.schedule) == ("arb", "batch", 0.0, "arb_step")
+  assert (arb.loss.name, arb.loss.arb_counts, arb.supervised.mixup_alpha, arb.optim.schedule) == ("arb", "batch", 0.0, "arb_step")
   assert cifar_lt.get_config("row=arb_ugcc").loss.arb_counts == "global"
-  assert cifar_lt.get_config("row=arb_mixup").mixup_alpha == 1.0
+  assert cifar_lt.get_config("row=arb_mixup").supervised.mixup_alpha == 1.0
   ldam = cifar_lt.get_config("row=ldam_drw")
-  assert (ldam.loss.name, ldam.train_rule, ldam.drw_epoch, ldam.optim.schedule) == ("ldam", "drw", 160, "ss_step")
-  assert cifar_lt.get_config("row=cb_resample").train_rule == "resample"
+  assert (ldam.loss.name, ldam.supervised.train_rule, ldam.supervised.drw_epoch, ldam.optim.schedule) == ("ldam", "drw", 160, "ss_step")
+  assert cifar_lt.get_config("row=cb_resample").supervised.train_rule == "resample"
   assert cifar_lt.get_config("row=ce_mixup").optim.schedule == "mislas_step"
 
 
@@ -117,8 +120,8 @@ def test_sbcl_configs_encode_the_spec():
                      "cb": ("ce", "linear_torch", "class_aware", "sbcl_linear_cosine", 45),
                      "ce": ("ce", "linear_torch", "none", "sbcl_linear_step", 200)}.items():    # A.5.5, A.6.2
     c = sbcl_cifar.get_config(f"stage=2,rule={rule}")
-    assert (c.loss.name, c.model.head, c.train_rule, c.optim.schedule, c.train.epochs) == want, rule
-    assert (c.method, c.optim.lr, c.optim.weight_decay, c.train.batch_size, c.cb_beta) == ("supervised", 0.1, 0.0,
+    assert (c.loss.name, c.model.head, c.supervised.train_rule, c.optim.schedule, c.train.epochs) == want, rule
+    assert (c.method, c.optim.lr, c.optim.weight_decay, c.train.batch_size, c.supervised.cb_beta) == ("supervised", 0.1, 0.0,
                                                                                            128, 0.9999)
     assert (c.train.trainable, c.train.frozen_bn, c.init.checkpoint, c.init.strict) == ("^fc/", "eval", "last", True)
     assert (c.loss.ldam_max_m, c.loss.ldam_s) == (0.5, 30.0)
@@ -136,6 +139,7 @@ def test_sbcl_configs_encode_the_spec():
 # ---- MoCo / decoupling / SBCL ImageNet-LT configs -----------------------------------------------------------------
 
 from configs import decouple, moco_digits, moco_pretrain, sbcl_imagenet  # noqa: E402
+
 from ltjax.data import sources  # noqa: E402
 from ltjax.models import MODELS  # noqa: E402
 
@@ -233,11 +237,11 @@ def test_every_large_scale_row_validates_and_matches_the_spec(dataset, row):
   c = module.get_config("" if dataset == "places_lt" else f"row={row}")
   config_lib.validate(c)
   loss, counts, alpha, batch, wd, epochs = LARGE_SPEC[(dataset, row)]
-  assert c.loss.name == loss and c.mixup_alpha == alpha and c.train.batch_size == batch
+  assert c.loss.name == loss and c.supervised.mixup_alpha == alpha and c.train.batch_size == batch
   if counts:
     assert c.loss.arb_counts == counts
   assert (c.optim.weight_decay, c.train.epochs, c.optim.lr, c.optim.momentum) == (wd, epochs, 0.1, 0.9)
-  assert c.optim.schedule == "arb_cosine" and c.train_rule == "none" and not c.data.drop_remainder
+  assert c.optim.schedule == "arb_cosine" and c.supervised.train_rule == "none" and not c.data.drop_remainder
   assert c.data.name == dataset and c.data.label_remap == "frequency" and c.data.color_jitter == 0.4
   assert c.data.group_bounds == {"imagenet_lt": (390, 835), "inat2018": (842, 4543), "places_lt": (131, 288)}[dataset]
   assert (c.data.image_size, c.data.eval_resize) == (224, 256)
@@ -275,7 +279,7 @@ def _flat(c):
 def test_rotation_pretraining_rows_validate(dataset, imb):
   c = ss_rotation.get_config(f"dataset={dataset},imb={imb}")
   config_lib.validate(c)
-  assert (c.method, c.loss.name, c.train_rule, c.mixup_alpha, c.model.name) == ("rotation", "ce", "none", 0.0,
+  assert (c.method, c.loss.name, c.supervised.train_rule, c.supervised.mixup_alpha, c.model.name) == ("rotation", "ce", "none", 0.0,
                                                                                  "resnet32")
   assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.schedule) == (0.1, 0.9, 2e-4, "ss_step")
   assert (c.train.batch_size, c.train.epochs, c.train.eval_every, c.train.select_on) == (128, 200, 0, "last")
@@ -298,7 +302,7 @@ def test_finetune_rows_are_the_supervised_rows_plus_init(dataset, imb, row):
 def test_finetune_rows_encode_the_readme_table():
   uni = ss_finetune.get_config("row=ce_uniform")
   bal = ss_finetune.get_config("row=ce_balanced")
-  assert (uni.loss.name, uni.train_rule, bal.loss.name, bal.train_rule) == ("ce", "none", "ce", "resample")
+  assert (uni.loss.name, uni.supervised.train_rule, bal.loss.name, bal.supervised.train_rule) == ("ce", "none", "ce", "resample")
   assert ss_finetune.get_config("pretrained=/x/rot").init.workdir == "/x/rot"
   for (dataset, imb), errs in ss_finetune.PUBLISHED_ERROR.items():
     for e in errs:
@@ -316,7 +320,7 @@ def test_semi_rows_validate_and_encode_train_semi(dataset, imb_u):
       dataset, 0.02, float(imb_u), 5, "truth", False)
   assert u.pool == {"cifar10": "data/ti_80M_selected.pickle", "svhn": "svhn_extra"}[dataset]
   assert u.pseudo_labels == f"data/pseudo_labeled_{dataset}_0.02.npz"
-  assert (c.loss.name, c.train_rule, c.train.batch_size, c.train.epochs, c.optim.lr, c.optim.schedule) == (
+  assert (c.loss.name, c.supervised.train_rule, c.train.batch_size, c.train.epochs, c.optim.lr, c.optim.schedule) == (
       "ce", "none", 256, 200, 0.1, "ss_step")
   assert f"{ss_semi.PUBLISHED_ERROR[dataset][imb_u]:.2f}" in ss_semi.__doc__
   assert not c.init.workdir
@@ -335,3 +339,61 @@ def test_semi_with_pretraining_and_bad_arguments():
     ss_rotation.get_config("dataset=svhn")
   with pytest.raises(ValueError, match="unknown row"):
     ss_finetune.get_config("row=arb")
+
+
+# ------------------------------------------------------------------------------------------- renamed keys, sections
+@pytest.mark.parametrize("old,new,value", [("train_rule", "supervised.train_rule", "drw"),
+                                           ("cb_beta", "supervised.cb_beta", 0.999),
+                                           ("drw_epoch", "supervised.drw_epoch", 100),
+                                           ("mixup_alpha", "supervised.mixup_alpha", 1.0)])
+def test_a_key_in_its_old_spelling_is_an_error_naming_the_new_key(old, new, value):
+  c = config_lib.default()
+  c[old] = value
+  with pytest.raises(config_lib.ConfigError, match=f"config.{old} was renamed to config.{new}"):
+    config_lib.validate(c)
+  section, key = new.split(".")
+  c[old] = None  # the placeholder itself is accepted
+  c[section][key] = value
+  if old == "train_rule":
+    c.supervised.drw_epoch = 100  # DRW needs epochs <= 2·drw_epoch
+  config_lib.validate(c)
+
+
+def test_a_stored_config_in_the_old_spelling_is_read_in_the_new_one(tmp_path):
+  """A run directory written before the supervised section existed opens and resumes with today's config."""
+  c = cifar_lt.get_config("dataset=cifar10,row=ldam_drw")
+  stored = config_lib.to_dict(c)
+  assert "train_rule" not in stored and stored["supervised"]["train_rule"] == "drw"
+  old = dict(stored)
+  for k, v in old.pop("supervised").items():
+    old[k] = v  # the old layout: train_rule, cb_beta, drw_epoch, mixup_alpha at the top level
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  back = config_lib.load_stored(str(tmp_path / "config.json"))
+  assert back.supervised.to_dict() == c.supervised.to_dict() and "train_rule" not in back
+  config_lib.validate(back)
+  loop._check_workdir_config(str(tmp_path), c)  # same experiment: resumable
+  c.supervised.drw_epoch = 150
+  with pytest.raises(config_lib.ConfigError, match="supervised.drw_epoch"):
+    loop._check_workdir_config(str(tmp_path), c)
+
+
+def test_the_loss_section_is_the_union_of_what_the_losses_declare():
+  section = config_lib.default().loss
+  declared = {f for e in losses.REGISTRY.values() for f in e.defaults}
+  assert set(section.keys()) == declared | {"name"}
+  for e in losses.REGISTRY.values():
+    for f, v in e.defaults.items():
+      assert section[f] == v, (e.name, f)
+  c = config_lib.default()
+  c.loss.las_shape = "wavy"
+  with pytest.raises(config_lib.ConfigError, match="las_shape"):
+    config_lib.validate(c)
+
+
+def test_auto_head_is_the_one_the_loss_declares():
+  assert losses.head_for("ldam") == "cosine" and losses.head_for("ce") == "linear"
+  c = cifar_lt.get_config("dataset=cifar10,row=ldam_drw")
+  assert run_lib._head(c) == "cosine"
+  c.model.head = "linear"
+  with pytest.raises(config_lib.ConfigError, match="cosine logits"):
+    config_lib.validate(c)

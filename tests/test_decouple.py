@@ -118,4 +118,4 @@ def test_bad_decouple_configs_fail_early():
   with pytest.raises(config_lib.ConfigError, match="decouple.sampler"):
     config_lib.validate(dcfg(**{"decouple.sampler": "balanced"}))
   with pytest.raises(config_lib.ConfigError, match="resample"):
-    config_lib.validate(dcfg(**{"train_rule": "resample"}))
+    config_lib.validate(dcfg(**{"supervised.train_rule": "resample"}))

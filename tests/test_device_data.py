@@ -70,8 +70,8 @@ def device_input(split, mesh, batch=16, seed=3, padding=2, flip=True, drop=False
 def test_epoch_orders_and_batches_equal_on_host_and_device_paths(rule):
   """Same EpochOrder on both paths (a permutation, resampling with replacement, the class-aware sampler), and on the
   digits (no crop, no flip: the views are the normalised images) the very same batches, step by step."""
-  host = run_lib.setup(tiny(**{"data.pipeline": "host", "train_rule": rule, "data.drop_remainder": False}))
-  dev = run_lib.setup(tiny(**{"data.pipeline": "device", "train_rule": rule, "data.drop_remainder": False}))
+  host = run_lib.setup(tiny(**{"data.pipeline": "host", "supervised.train_rule": rule, "data.drop_remainder": False}))
+  dev = run_lib.setup(tiny(**{"data.pipeline": "device", "supervised.train_rule": rule, "data.drop_remainder": False}))
   assert not host.train_input.on_device and dev.train_input.on_device
   assert host.train_input.steps_per_epoch == dev.train_input.steps_per_epoch
   for epoch in (0, 1, 5):
@@ -182,7 +182,7 @@ def test_mixup_lambda_follows_its_beta_distribution(alpha):
   from ltjax import config as config_lib, methods
   from ltjax.data.stats import ClassStats
   cfg = config_lib.default()
-  cfg.mixup_alpha = alpha
+  cfg.supervised.mixup_alpha = alpha
   b = 8
   labels = np.arange(b) % 4
   method = methods.REGISTRY["supervised"](cfg, ClassStats.from_labels(labels, 4), labels)
@@ -235,7 +235,7 @@ def test_device_training_resumes_bitwise_with_active_augmentation(tmp_path, arra
 
 def test_device_training_on_one_device_equals_eight(tmp_path, arrays):
   def three(n):
-    cfg = npz_cfg(arrays, **{"mesh.num_devices": n, "train.epochs": 2, "mixup_alpha": 1.0})
+    cfg = npz_cfg(arrays, **{"mesh.num_devices": n, "train.epochs": 2, "supervised.mixup_alpha": 1.0})
     with pytest.raises(loop.Preempted):
       loop.train_and_evaluate(cfg, str(tmp_path / f"d{n}"), stop_at_step=3)
     state = params_of(str(tmp_path / f"d{n}"), cfg)[0]

@@ -71,7 +71,7 @@ def test_main_end_to_end_on_mock_cifar100(tmp_path):
   for k in ("many_idx", "medium_idx", "few_idx", "many_thr", "ece", "top5"):
     assert k in res["best"]
   cfg = json.loads((tmp_path / "config.json").read_text())
-  assert cfg["loss"]["name"] == "arb" and cfg["mixup_alpha"] == 1.0 and cfg["data"]["group_bounds"] == [36, 71]
+  assert cfg["loss"]["name"] == "arb" and cfg["supervised"]["mixup_alpha"] == 1.0 and "mixup_alpha" not in cfg and cfg["data"]["group_bounds"] == [36, 71]
   steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert max(steps) == res["steps"] > 0
 
@@ -80,6 +80,8 @@ def test_main_end_to_end_on_mock_cifar100(tmp_path):
     (["--config.train.epoch=3"], "epoch"),
     (["--config.data.imb_factor=1.5"], "imb_factor"),
     (["--config.train.epochs=abc"], "epochs"),
+    (["--config.train_rule=drw"], "config.train_rule was renamed to config.supervised.train_rule"),
+    (["--config.mixup_alpha=1.0"], "config.mixup_alpha was renamed to config.supervised.mixup_alpha"),
 ])
 def test_bad_command_lines_fail_clearly(tmp_path, args, expect):
   r = run_main("--config", "configs/quickstart.py", "--workdir", str(tmp_path / "w"), *args, timeout=120)

@@ -113,7 +113,7 @@ def test_device_data_path_two_processes_preempted_and_resumed_equal_one_process(
   over = {"data.name": "npz", "data.path": arrays, "data.imb_factor": 0.5, "data.group_bounds": (),
           "model.name": "resnet8", "train.batch_size": 8, "train.eval_batch_size": 8, "train.epochs": 2,
           "train.progress_bar": False, "train.log_every": 1, "train.eval_every": 2, "train.steps_per_call": 3,
-          "mixup_alpha": 1.0, "seed": 3}
+          "supervised.mixup_alpha": 1.0, "seed": 3}
   cfg = build_config({"config_file": "quickstart", "overrides": dict(over, **{"mesh.num_devices": 4})})
   run = run_lib.setup(cfg)
   assert run.train_input.on_device and run.data.crop_padding == 2

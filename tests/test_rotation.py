@@ -128,8 +128,8 @@ def test_method_is_registered_with_a_four_way_head():
 
 @pytest.mark.parametrize("over,match", [
     ({"loss.name": "ldam"}, "cross-entropy"),
-    ({"train_rule": "drw"}, "ignores class labels"),
-    ({"mixup_alpha": 1.0}, "ignores class labels"),
+    ({"supervised.train_rule": "drw"}, "ignores class labels"),
+    ({"supervised.mixup_alpha": 1.0}, "ignores class labels"),
     ({"train.eval_every": 1}, "eval_every=0"),
 ])
 def test_meaningless_settings_are_refused(over, match):

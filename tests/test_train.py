@@ -112,8 +112,8 @@ def _disagreement(a, b):
 def test_one_device_equals_eight(tmp_path, row):
   """Three steps (BN over the global batch, mixup draws, DRW weights) agree on 1 and 8 devices."""
   assert jax.device_count() == 8
-  extra = {"arb_mixup": {"loss.name": "arb", "mixup_alpha": 1.0},
-           "ldam_drw": {"loss.name": "ldam", "train_rule": "drw", "drw_epoch": 1}}[row]
+  extra = {"arb_mixup": {"loss.name": "arb", "supervised.mixup_alpha": 1.0},
+           "ldam_drw": {"loss.name": "ldam", "supervised.train_rule": "drw", "supervised.drw_epoch": 1}}[row]
   one, eight = _three_steps(tmp_path, 1, **extra), _three_steps(tmp_path, 8, **extra)
   assert _disagreement(one, eight) <= 1.0
 
@@ -246,7 +246,7 @@ def test_workdir_with_other_config_is_refused(tmp_path):
     ({"data.imb_factor": 1.5}, "imb_factor"),
     ({"data.imb_factor": 0.0}, "imb_factor"),
     ({"loss.name": "nope"}, "loss.name"),
-    ({"train_rule": "reweight", "loss.name": "arb"}, "takes no class weights"),
+    ({"supervised.train_rule": "reweight", "loss.name": "arb"}, "takes no class weights"),
     ({"train.select_on": "val"}, "val_per_class"),
     ({"train.steps_per_call": -1}, "steps_per_call"),
 ])

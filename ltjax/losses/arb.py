@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ltjax.losses import registry
 
 REDUCTIONS = ("mean", "sum")
+ARB_COUNT_MODES = ("batch", "global")
 
 
 def check_reduction(reduction: str) -> str:
@@ -91,3 +95,45 @@ def weighted_arb_loss(logits, labels, counts, mode: str = "batch", clamp: float 
     m = jnp.sum(n) / jnp.float32(n.shape[0])
   omega = m / n[jnp.asarray(labels).astype(jnp.int32)]
   return _reduce(-omega * arb_log_prob(logits, labels, counts, clamp), reduction)
+
+
+# ------------------------------------------------------------------------------------ registered losses (config.loss)
+# Fields the ARB family shares: n from the batch's labels or the training set ('global', "ugcc"), the logit clamp,
+# and the reduction over the batch.
+_ARB_DEFAULTS = {"arb_counts": "batch", "arb_clamp": 30.0, "reduction": "mean"}
+_ARB_CHOICES = {"arb_counts": ARB_COUNT_MODES, "reduction": REDUCTIONS}
+
+
+def _counts_fn(p, counts):
+  """count_labels → n [C]: the batch counts, or the training set's (`arb_counts = 'global'`)."""
+  if p.arb_counts == "global":
+    n = jnp.asarray(np.asarray(counts, np.float32))
+    return lambda labels: n
+  c = len(counts)
+  return lambda labels: batch_class_counts(labels, c)
+
+
+@registry.register("arb", accepts_class_weights=False, defaults=_ARB_DEFAULTS, choices=_ARB_CHOICES)
+def _arb(p, counts):
+  """arb_loss(z, y, n, arb_clamp, reduction); n = batch counts of count_labels or the global counts."""
+  n_of, clamp, red = _counts_fn(p, counts), float(p.arb_clamp), p.reduction
+  return lambda z, y, *, class_weights=None, count_labels=None: arb_loss(
+      z, y, n_of(y if count_labels is None else count_labels), clamp, red)
+
+
+@registry.register("arb_focal", accepts_class_weights=False, choices=_ARB_CHOICES,
+                   defaults=dict(_ARB_DEFAULTS, arb_focal_alpha=1.0, arb_focal_gamma=2.0))
+def _arb_focal(p, counts):
+  """arb_focal_loss(z, y, n, arb_focal_alpha, arb_focal_gamma, arb_clamp, reduction)."""
+  n_of, clamp, red = _counts_fn(p, counts), float(p.arb_clamp), p.reduction
+  a, g = float(p.arb_focal_alpha), float(p.arb_focal_gamma)
+  return lambda z, y, *, class_weights=None, count_labels=None: arb_focal_loss(
+      z, y, n_of(y if count_labels is None else count_labels), a, g, clamp, red)
+
+
+@registry.register("warb", accepts_class_weights=False, defaults=_ARB_DEFAULTS, choices=_ARB_CHOICES)
+def _warb(p, counts):
+  """weighted_arb_loss(z, y, n, arb_counts, arb_clamp, reduction)."""
+  n_of, clamp, red = _counts_fn(p, counts), float(p.arb_clamp), p.reduction
+  return lambda z, y, *, class_weights=None, count_labels=None: weighted_arb_loss(
+      z, y, n_of(y if count_labels is None else count_labels), p.arb_counts, clamp, red)

@@ -10,6 +10,10 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ltjax.losses import registry
+from ltjax.losses.weights import ldam_margins
 
 
 def _f32(x):
@@ -88,3 +92,32 @@ def mixup_loss(loss_fn, logits, labels_a, labels_b, lam, **kw):
   un-mixed labels y_a — equal to those of the permutation y_b — or the global counts). With a registry loss pass
   `count_labels=y_a` in `kw` so both terms use y_a's counts. Recorded in docs/DEVIATIONS.md."""
   return lam * loss_fn(logits, labels_a, **kw) + (1.0 - lam) * loss_fn(logits, labels_b, **kw)
+
+
+# ------------------------------------------------------------------------------------ registered losses (config.loss)
+@registry.register("ce", accepts_class_weights=True)
+def _ce(p, counts):
+  """softmax_cross_entropy(z, y, class_weights)."""
+  return lambda z, y, *, class_weights=None, count_labels=None: softmax_cross_entropy(z, y, class_weights)
+
+
+@registry.register("focal", accepts_class_weights=True, defaults={"focal_gamma": 1.0})
+def _focal(p, counts):
+  """focal_loss(z, y, focal_gamma, class_weights)."""
+  gamma = float(p.focal_gamma)
+  return lambda z, y, *, class_weights=None, count_labels=None: focal_loss(z, y, gamma, class_weights)
+
+
+@registry.register("ldam", accepts_class_weights=True, defaults={"ldam_max_m": 0.5, "ldam_s": 30.0}, head="cosine")
+def _ldam(p, counts):
+  """ldam_loss(cos, y, ldam_margins(counts, ldam_max_m), ldam_s, class_weights); needs cosine logits."""
+  margins = jnp.asarray(ldam_margins(counts, float(p.ldam_max_m)))
+  s = float(p.ldam_s)
+  return lambda z, y, *, class_weights=None, count_labels=None: ldam_loss(z, y, margins, s, class_weights)
+
+
+@registry.register("balanced_softmax", accepts_class_weights=False)
+def _balanced_softmax(p, counts):
+  """balanced_softmax_loss(z, y, global counts)."""
+  n = jnp.asarray(np.asarray(counts, np.float32))
+  return lambda z, y, *, class_weights=None, count_labels=None: balanced_softmax_loss(z, y, n)

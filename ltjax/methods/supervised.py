@@ -1,5 +1,7 @@
 """One-stage supervised training: CE, focal, LDAM, balanced softmax, ARB-Loss and its variants, label-aware
-smoothing; with the class-balanced train rules of spec ARB_AND_SEMISELF §3.1 and the mixup of §2.3.
+smoothing (`config.loss`, `ltjax.losses`); with the class-balanced train rules and mixup of this method's section
+`config.supervised`: train_rule (none | reweight | drw | resample | class_aware; Cui et al., CVPR 2019, and LDAM-DRW,
+Cao et al., NeurIPS 2019), cb_beta, drw_epoch, mixup_alpha (Zhang et al., ICLR 2018).
 
 Per step (B examples, C classes):
   mixup off:  L = loss(z, y; w, n)
@@ -15,6 +17,7 @@ from typing import Dict, Optional
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from ltjax import losses
@@ -22,33 +25,56 @@ from ltjax.errors import ConfigError
 from ltjax.methods.base import Method
 
 CLASS_AWARE_PER_CLASS = 4  # items taken per class visit (ClassAwareSampler's num_samples_cls)
+# none | reweight | drw | resample (class-balanced weights or draws by effective number) | class_aware (class-aware
+# sampler, 4 per class: SBCL's "CB").
+TRAIN_RULES = ("none", "reweight", "drw", "resample", "class_aware")
 
 
 class Supervised(Method):
   name = "supervised"
 
   @staticmethod
+  def config_defaults() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.train_rule = "none"  # one of TRAIN_RULES
+    c.cb_beta = 0.9999  # effective-number β for reweight / drw / resample
+    c.drw_epoch = 160  # DRW switches to class-balanced weights at this epoch index
+    c.mixup_alpha = 0.0  # >0: mixup with λ ~ Beta(α, α)
+    return c
+
+  @staticmethod
   def validate(cfg) -> None:
-    weighted = cfg.train_rule in ("reweight", "drw")
-    if weighted and not getattr(losses.REGISTRY[cfg.loss.name], "accepts_class_weights", False):
-      raise ConfigError(f"train_rule '{cfg.train_rule}' weights the loss by class, but loss '{cfg.loss.name}' takes "
-                       "no class weights: use train_rule 'none' or 'resample', or a loss among "
-                       f"{[k for k, f in losses.REGISTRY.items() if getattr(f, 'accepts_class_weights', False)]}")
-    if cfg.loss.name == "ldam" and cfg.model.head == "linear":
-      raise ConfigError("loss 'ldam' needs cosine logits: set config.model.head to 'cosine' or 'auto'")
+    s = cfg.supervised
+    if s.train_rule not in TRAIN_RULES:
+      raise ConfigError(f"config.supervised.train_rule = {s.train_rule!r} is not one of {list(TRAIN_RULES)}")
+    if s.mixup_alpha < 0:
+      raise ConfigError(f"config.supervised.mixup_alpha = {s.mixup_alpha} must be >= 0 (0 disables mixup)")
+    if not 0.0 <= s.cb_beta < 1.0:
+      raise ConfigError(f"config.supervised.cb_beta = {s.cb_beta} must lie in [0, 1)")
+    if s.train_rule == "drw" and cfg.train.epochs > 2 * s.drw_epoch:
+      raise ConfigError(f"train_rule 'drw' defines weights for epochs < 2*drw_epoch = {2 * s.drw_epoch}, but "
+                        f"train.epochs = {cfg.train.epochs}: raise config.supervised.drw_epoch or lower train.epochs")
+    weighted = s.train_rule in ("reweight", "drw")
+    if weighted and not losses.REGISTRY[cfg.loss.name].accepts_class_weights:
+      raise ConfigError(f"train_rule '{s.train_rule}' weights the loss by class, but loss '{cfg.loss.name}' takes "
+                        "no class weights: use train_rule 'none' or 'resample', or a loss among "
+                        f"{[k for k, e in losses.REGISTRY.items() if e.accepts_class_weights]}")
+    if losses.head_for(cfg.loss.name) == "cosine" and cfg.model.head in ("linear", "linear_torch"):
+      raise ConfigError(f"loss '{cfg.loss.name}' needs cosine logits: set config.model.head to 'cosine' or 'auto'")
 
   def __init__(self, cfg, stats, train_labels):
     super().__init__(cfg, stats, train_labels)
+    self.s = cfg.supervised
     self.loss_fn = losses.make(cfg.loss.name, cfg.loss, stats.counts)
-    self.weighted = cfg.train_rule in ("reweight", "drw")
-    self.mixup_alpha = float(cfg.mixup_alpha)
+    self.weighted = self.s.train_rule in ("reweight", "drw")
+    self.mixup_alpha = float(self.s.mixup_alpha)
 
   def class_weights(self, epoch: int) -> Optional[np.ndarray]:
-    rule, counts = self.cfg.train_rule, self.stats.counts
+    rule, counts = self.s.train_rule, self.stats.counts
     if rule == "reweight":
-      return losses.effective_number_weights(counts, self.cfg.cb_beta)
+      return losses.effective_number_weights(counts, self.s.cb_beta)
     if rule == "drw":
-      return losses.drw_weights(counts, epoch, drw_epoch=self.cfg.drw_epoch, beta=self.cfg.cb_beta)
+      return losses.drw_weights(counts, epoch, drw_epoch=self.s.drw_epoch, beta=self.s.cb_beta)
     return None
 
   def epoch_hparams(self, epoch: int) -> Dict[str, np.ndarray]:
@@ -59,15 +85,15 @@ class Supervised(Method):
   def epoch_order(self, epoch: int, seed: int) -> Optional[np.ndarray]:
     """train_rule 'class_aware': the class-aware sampler (4 consecutive items per visited class, max_c n_c · C
     draws per epoch; SBCL `--train_rule CB`, spec SBCL_AND_RECORDS A.5.5)."""
-    if self.cfg.train_rule != "class_aware":
+    if self.s.train_rule != "class_aware":
       return None
     from ltjax.data.samplers import class_aware_order
     return class_aware_order(self.train_labels, self.stats.num_classes, seed, epoch, per_class=CLASS_AWARE_PER_CLASS)
 
   def sampling_probabilities(self, epoch: int) -> Optional[np.ndarray]:
-    if self.cfg.train_rule != "resample":
+    if self.s.train_rule != "resample":
       return None
-    return losses.resample_probabilities(self.train_labels, self.stats.counts, self.cfg.cb_beta)
+    return losses.resample_probabilities(self.train_labels, self.stats.counts, self.s.cb_beta)
 
   def loss(self, apply_fn, params, batch_stats, method_state, batch, hparams, rng):
     x, y = batch["image"], batch["label"]

@@ -19,10 +19,9 @@ import os
 from typing import Dict, Optional
 
 import jax
-import ml_collections
 import numpy as np
 
-from ltjax import diagnostics, metrics
+from ltjax import config as config_lib, diagnostics, metrics
 from ltjax.train import run as run_lib
 from ltjax.train.checkpoint import Checkpointer
 
@@ -34,9 +33,7 @@ class RunView:
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
       raise FileNotFoundError(f"{workdir} is not an ltjax run directory (no config.json)")
-    with open(path) as f:
-      self.cfg = ml_collections.ConfigDict(json.load(f))
-    self.cfg.data.group_bounds = tuple(self.cfg.data.group_bounds)
+    self.cfg = config_lib.load_stored(path)
     self.workdir = workdir
     self.run = run_lib.setup(self.cfg)
     template = run_lib.create_state(self.run, self.cfg.seed)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import math
 import os
@@ -56,17 +55,18 @@ def _check_workdir_config(workdir: str, cfg) -> None:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
-  with open(path) as f:
-    old = dict(config_lib._walk(ml_collections.ConfigDict(json.load(f))))
-  new = dict(config_lib._walk(ml_collections.ConfigDict(json.loads(cfg.to_json_best_effort()))))
+  old = dict(config_lib._walk(config_lib.load_stored(path)))
+  new = dict(config_lib._walk(ml_collections.ConfigDict(config_lib.to_dict(cfg))))
   # A key the stored config lacks (written by an older ltjax) matches when the new value is the schema default.
-  defaults = dict(config_lib._walk(ml_collections.ConfigDict(json.loads(config_lib.schema().to_json_best_effort()))))
-  diff = sorted(k for k in set(old) | set(new) if old.get(k, defaults.get(k)) != new.get(k)
+  defaults = dict(config_lib._walk(ml_collections.ConfigDict(config_lib.to_dict(config_lib.schema()))))
+  norm = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731  (JSON stores tuples as lists)
+  diff = sorted(k for k in set(old) | set(new) if norm(old.get(k, defaults.get(k))) != norm(new.get(k))
                 and k not in RESUMABLE_CHANGES)
   if diff:
     shown = ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in diff[:8])
-    raise config_lib.ConfigError(f"--workdir {workdir} holds a run with a different config ({shown}). Resuming it would mix "
-                     "two experiments: choose a new --workdir, or rerun with the config stored in config.json.")
+    raise config_lib.ConfigError(f"--workdir {workdir} holds a run with a different config ({shown}). Resuming it "
+                                 "would mix two experiments: choose a new --workdir, or rerun with the config stored "
+                                 "in config.json.")
 
 
 class _Stepper:
@@ -164,10 +164,10 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   fresh_run = not (os.path.isdir(ckpt_root) and os.listdir(ckpt_root))
   if fresh_run:
     pretrained_lib.check_source(cfg.init.workdir, cfg.init.checkpoint)
-  run = setup(cfg)
+  run = setup(cfg, validated=True)  # validated above, before anything was written
   if jax.process_index() == 0:  # atomically: other processes may be reading it (_check_workdir_config)
     with open(os.path.join(workdir, "config.json.tmp"), "w") as f:
-      f.write(cfg.to_json_best_effort(indent=1, sort_keys=True))
+      f.write(config_lib.to_json(cfg))
     os.replace(os.path.join(workdir, "config.json.tmp"), os.path.join(workdir, "config.json"))
   counts = run.stats.counts
   log.info("data %s: train %d images (per class %d…%d), test %d, classes %d", run.data.name, counts.sum(),

@@ -31,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ltjax.errors import ConfigError
+
 # ARB/MiSLAS use a truncated π in their cosine schedule (spec §2.4).
 TRUNCATED_PI = 3.1415926535
 
@@ -283,6 +285,17 @@ def lr_table(name: Any, base_lr: Optional[float] = None, num_epochs: Optional[in
       raise ValueError(f"LR schedule {name!r} sets the rate per step: pass steps_per_epoch >= 1, got {steps_per_epoch}")
     kw = dict(kw, steps_per_epoch=int(steps_per_epoch))
   return np.asarray([fn(e, float(base_lr), **kw) for e in range(int(num_epochs))], dtype=np.float64)
+
+
+def validate(section) -> None:
+  """The config's `optim` section: a registered schedule, lr > 0, weight_decay >= 0, momentum in [0, 1),
+  restart_epoch >= 0. Raises ConfigError naming the field."""
+  if section.schedule not in SCHEDULES:
+    raise ConfigError(f"config.optim.schedule = {section.schedule!r} is not one of {sorted(SCHEDULES)}")
+  if section.lr <= 0 or section.weight_decay < 0 or not 0 <= section.momentum < 1:
+    raise ConfigError("config.optim needs lr > 0, weight_decay >= 0 and momentum in [0, 1)")
+  if section.restart_epoch < 0:
+    raise ConfigError("config.optim.restart_epoch must be >= 0 (0 = no restart)")
 
 
 def lr_table_from_config(cfg, num_epochs: Optional[int] = None, steps_per_epoch: Optional[int] = None) -> np.ndarray:

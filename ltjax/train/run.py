@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ltjax import config as config_lib, methods, metrics
+from ltjax import config as config_lib, losses, methods, metrics
 from ltjax.data import device, device_augment, pipeline, sources
 from ltjax.data.stats import ClassStats
 from ltjax.errors import ConfigError
@@ -144,14 +144,15 @@ class Run:
 
 
 def _head(cfg) -> str:
-  if cfg.model.head != "auto":
-    return cfg.model.head
-  return "cosine" if cfg.loss.name == "ldam" else "linear"
+  """config.model.head, where 'auto' is the head the supervised loss declares (`losses.head_for`: cosine for LDAM)."""
+  return cfg.model.head if cfg.model.head != "auto" else losses.head_for(cfg.loss.name)
 
 
-def setup(cfg: ml_collections.ConfigDict) -> Run:
-  """Everything a run needs, from a config (validated here): data, stats, method, model, mesh, input, optimizer."""
-  config_lib.validate(cfg)
+def setup(cfg: ml_collections.ConfigDict, *, validated: bool = False) -> Run:
+  """Everything a run needs, from a config: data, stats, method, model, mesh, input, optimizer. The config is
+  validated first unless the caller just did (`validated=True`)."""
+  if not validated:
+    config_lib.validate(cfg)
   data = sources.load(cfg.data)
   bounds = tuple(cfg.data.group_bounds)
   ranges = ((0, bounds[0]), (bounds[0], bounds[1]), (bounds[1], data.num_classes)) if bounds else None

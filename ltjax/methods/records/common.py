@@ -66,8 +66,8 @@ def validate_partial_label(s, cfg) -> None:
     raise ConfigError(f"{cfg.method} uses a linear classifier: set config.model.head to 'linear' or 'auto'")
   if cfg.loss.name != "ce":
     raise ConfigError(f"{cfg.method} has its own loss; leave config.loss.name = 'ce' (it is not used)")
-  if cfg.train_rule != "none" or cfg.mixup_alpha != 0:
-    raise ConfigError(f"{cfg.method} ignores config.train_rule / config.mixup_alpha: leave them at 'none' / 0 "
+  if cfg.supervised.train_rule != "none" or cfg.supervised.mixup_alpha != 0:
+    raise ConfigError(f"{cfg.method} ignores config.supervised.train_rule / mixup_alpha: leave them at 'none' / 0 "
                       f"(RECORDS' mixup is config.records.mixup)")
 
 

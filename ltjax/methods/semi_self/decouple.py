@@ -63,7 +63,7 @@ class Decouple(Supervised):
       raise ConfigError(f"config.decouple.fc_init = {d.fc_init!r} is not one of ['model', 'normal']")
     if d.per_class < 1 or d.fc_std <= 0:
       raise ConfigError("config.decouple.per_class must be >= 1 and fc_std > 0")
-    if cfg.train_rule == "resample":
+    if cfg.supervised.train_rule == "resample":
       raise ConfigError("method 'decouple' orders its epochs with config.decouple.sampler; train_rule 'resample' "
                         "would be ignored: use train_rule 'none' (or the supervised method)")
 

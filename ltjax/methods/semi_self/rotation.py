@@ -74,9 +74,9 @@ class Rotation(Method):
       raise ConfigError(f"method 'rotation' trains its 4-way head with cross-entropy; config.loss.name = "
                         f"{cfg.loss.name!r} has no meaning here: set it to 'ce' (a cosine head is "
                         "config.model.head='cosine')")
-    if cfg.train_rule != "none" or cfg.mixup_alpha:
-      raise ConfigError("method 'rotation' ignores class labels: config.train_rule must be 'none' and "
-                        "config.mixup_alpha 0 (the official --train_rule is accepted but meaningless, spec §3.4)")
+    if cfg.supervised.train_rule != "none" or cfg.supervised.mixup_alpha:
+      raise ConfigError("method 'rotation' ignores class labels: config.supervised.train_rule must be 'none' and "
+                        "config.supervised.mixup_alpha 0 (the official --train_rule is accepted but meaningless)")
     if cfg.train.eval_every != 0 or cfg.train.select_on != "last":
       raise ConfigError("method 'rotation' has 4 outputs, so the class-label evaluation cannot run: set "
                         "config.train.eval_every=0 and config.train.select_on='last', and measure rotation accuracy "
