@@ -17,7 +17,7 @@ def build_step(model="resnet32", batch=128, classes=100, size=32, loss="ce", dty
   steps_per_call > 1 returns the trainer's K-steps-per-call step, `(state, batches [K, B, ...], active [K],
   hparams)`.
   """
-  from ltjax import config as config_lib, methods
+  from ltjax import config as config_lib, losses, methods
   from ltjax.data import pipeline
   from ltjax.data.dataset import Dataset, Split
   from ltjax.data.stats import ClassStats
@@ -35,12 +35,12 @@ def build_step(model="resnet32", batch=128, classes=100, size=32, loss="ce", dty
   data = Dataset(name="synthetic", num_classes=classes, train=split, test=split, val=None, mean=(0.5,) * 3,
                  std=(0.25,) * 3, crop_padding=4, flip=True)
   stats = ClassStats.from_labels(labels, classes)
-  method = methods.REGISTRY["supervised"](cfg, stats, labels)
+  method = methods.REGISTRY["supervised"](cfg, data, stats)
   mesh = step_lib.make_mesh(0)
   batches = pipeline.Batches(n, batch, mesh.devices.size, drop_remainder=True)
   train_input = pipeline.TrainInput(split, batches, seed=0, mean=data.mean, std=data.std, crop_padding=4, flip=True)
   kw = {} if conv is None else {"conv": conv}
-  net = create_model(model, classes, head="cosine" if loss == "ldam" else "linear", dtype=dtype, **kw)
+  net = create_model(model, classes, head=losses.head_for(loss), dtype=dtype, **kw)
   schedule = optim.epoch_schedule(np.full([10], 0.1), batches.steps_per_epoch)
   tx = optim.sgd(schedule, momentum=0.9, weight_decay=5e-4)
   run = run_lib.Run(cfg, data, stats, method, net, mesh, train_input, schedule, tx)

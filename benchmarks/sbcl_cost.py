@@ -48,11 +48,11 @@ def build(batch):
   data = Dataset(name="synthetic", num_classes=100, train=split, test=split, val=None,
                  mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010), crop_padding=4, flip=True)
   stats = ClassStats.from_labels(labels, 100)
-  method = SBCL(cfg, stats, labels)
+  method = SBCL(cfg, data, stats)
   mesh = step_lib.make_mesh(0)
   batches = pipeline.Batches(n, batch, mesh.devices.size, drop_remainder=True)
   train_input = pipeline.TrainInput(split, batches, seed=0, mean=data.mean, std=data.std, crop_padding=4, flip=True,
-                                    augment_fn=method.train_augment(data))
+                                    augment_fn=method.train_augment())
   net = create_model("resnet32", 100, head="linear", **method.model_kwargs())
   table = optim.lr_table_from_config(cfg, steps_per_epoch=batches.steps_per_epoch)
   schedule = optim.epoch_schedule(table, batches.steps_per_epoch)

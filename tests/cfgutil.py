@@ -11,3 +11,16 @@ def override(cfg, **over):
       node = node[p]
     node[leaf] = tuple(value) if isinstance(value, list) else value
   return cfg
+
+
+def labels_dataset(labels, num_classes: int, image_shape=(8, 8, 3)):
+  """A Dataset whose training split holds `labels` (and blank uint8 images of `image_shape`), for constructing a
+  Method in a unit test that needs no real data: `Method(cfg, labels_dataset(labels, C), stats)`."""
+  import numpy as np
+
+  from ltjax.data.dataset import Dataset, Split
+  labels = np.asarray(labels, np.int32)
+  n = len(labels)
+  split = Split(np.zeros((n,) + tuple(image_shape), np.uint8), labels, np.arange(n, dtype=np.int64))
+  c = image_shape[-1]
+  return Dataset("labels", int(num_classes), split, split, None, (0.5,) * c, (0.25,) * c, 0, False)

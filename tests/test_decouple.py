@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import moco_digits
-from tests.cfgutil import override
+from tests.cfgutil import labels_dataset, override
 
 from ltjax import config as config_lib
 from ltjax.data.stats import ClassStats
@@ -23,7 +23,7 @@ def dcfg(**over):
 
 def _method(labels, C, **over):
   cfg = dcfg(**over)
-  return Decouple(cfg, ClassStats.from_labels(labels, C), labels)
+  return Decouple(cfg, labels_dataset(labels, C), ClassStats.from_labels(labels, C))
 
 
 def test_epoch_orders_have_floor_n_over_b_batches():

@@ -14,6 +14,7 @@ import pytest
 from scipy import stats as sps
 
 from tests import notf
+from tests.cfgutil import labels_dataset
 from tests.test_train import _disagreement, params_of, tiny
 
 from ltjax import methods
@@ -185,7 +186,7 @@ def test_mixup_lambda_follows_its_beta_distribution(alpha):
   cfg.supervised.mixup_alpha = alpha
   b = 8
   labels = np.arange(b) % 4
-  method = methods.REGISTRY["supervised"](cfg, ClassStats.from_labels(labels, 4), labels)
+  method = methods.REGISTRY["supervised"](cfg, labels_dataset(labels, 4), ClassStats.from_labels(labels, 4))
   batch = {"image": jnp.eye(b, dtype=jnp.float32), "label": jnp.asarray(labels, jnp.int32)}
 
   def mixed(rng):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from configs import records_cifar, records_digits
+from tests.cfgutil import labels_dataset
 from tests.test_records import _corr_grad_ref, _corr_ref, _sinkhorn_ref, _softmax
 
 from ltjax import config as config_lib
@@ -33,10 +34,9 @@ def test_candidates_continue_the_selection_stream():
   u = rng.uniform(0, 1, size=(len(labels), 10))  # upstream: np.random.uniform right after the class shuffles
   ref = (u < 0.3).astype(np.float32)
   ref[np.arange(len(labels)), labels] = 1
-  m = mr.Records(cfg, ClassStats.from_labels(labels, 10), labels)
-  m.bind_data(data)
+  m = mr.Records(cfg, data, ClassStats.from_labels(labels, 10))
   np.testing.assert_array_equal(m.candidates, ref)
-  m.bind_data(data)  # idempotent: the dataset's RandomState is not advanced
+  m = mr.Records(cfg, data, ClassStats.from_labels(labels, 10))  # idempotent: the dataset's RandomState is not advanced
   np.testing.assert_array_equal(m.candidates, ref)
   st = m.init_state(None)
   np.testing.assert_allclose(st["confidence"], ref / ref.sum(1, keepdims=True))
@@ -77,7 +77,7 @@ def _method(cls, section, num_classes, cand, feature_dim=None, batch_size=8):
   cfg.data.drop_remainder = True
   cfg[cls.name] = section
   labels = np.argmax(cand, 1)
-  m = cls(cfg, ClassStats.from_labels(labels, num_classes), labels)
+  m = cls(cfg, labels_dataset(labels, num_classes), ClassStats.from_labels(labels, num_classes))
   m.candidates = cand.astype(np.float32)
   m.feature_dim = feature_dim
   return m
@@ -163,7 +163,7 @@ def test_records_step_matches_reference(debias, mixup, update):
     u = (w > 0) * np.sqrt(_softmax(ow) * _softmax(os_))
     rows = u / (u.sum(1, keepdims=True) + 1e-9)
     logits = np.ones((2, 4), np.float32)
-    np.testing.assert_array_equal(m.eval_logits({"logits": logits}, new_state), logits)
+    np.testing.assert_array_equal(m.eval_logits({"logits": logits}, new_state, None), logits)
   if update:
     new[idx] = rows
   np.testing.assert_allclose(new_state["confidence"], new, rtol=1e-4, atol=1e-7)

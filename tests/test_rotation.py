@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from tests.cfgutil import override
+from tests.cfgutil import labels_dataset, override
 
 from ltjax import config as config_lib
+from ltjax.data.stats import ClassStats
 from ltjax.methods import REGISTRY
 from ltjax.methods.semi_self.rotation import Rotation, rotate, rotation_batch, rotation_labels
 from ltjax.train import step as step_lib
@@ -122,7 +123,8 @@ def rotation_cfg(**over):
 
 def test_method_is_registered_with_a_four_way_head():
   assert REGISTRY["rotation"] is Rotation
-  m = Rotation(rotation_cfg(), None, np.zeros(3, np.int32))
+  labels = np.zeros(3, np.int32)
+  m = Rotation(rotation_cfg(), labels_dataset(labels, 1), ClassStats.from_labels(labels, 1))
   assert m.model_kwargs() == {"num_classes": 4}
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import sbcl_digits
-from tests.cfgutil import override
+from tests.cfgutil import labels_dataset, override
 
 from ltjax import config as config_lib
 from ltjax.data.stats import ClassStats
@@ -56,7 +56,7 @@ def _tiny_method(**over):
   c = stage1_cfg(**over)
   labels = np.array([0, 0, 0, 0, 1, 1, 2, 2], np.int32)
   stats = ClassStats.from_labels(labels, 3)
-  return SBCL(c, stats, labels), labels
+  return SBCL(c, labels_dataset(labels, 3, (32, 32, 3)), stats), labels
 
 
 def test_loss_phases_and_per_view_batchnorm():
@@ -112,7 +112,7 @@ def test_subclass_counts_of_the_cifar_configs():
     C = 10 if ds == "cifar10" else 100
     counts = np.floor(n_max * 0.01 ** (np.arange(C) / (C - 1))).astype(np.int64)
     labels = np.repeat(np.arange(C), counts).astype(np.int32)
-    m = SBCL(c, ClassStats.from_labels(labels, C), labels).sub_counts
+    m = SBCL(c, labels_dataset(labels, C), ClassStats.from_labels(labels, C)).sub_counts
     assert sum(m) == total
     if ds == "cifar10":
       assert list(m) == [100, 59, 35, 21, 12, 7, 4, 2, 1, 1]

@@ -1,9 +1,18 @@
 """The interface a training method implements. The trainer knows nothing else about a method.
 
-A method is constructed once, host side, from the config, the class statistics and the training split. The
-trainer then calls, each epoch, `epoch_hparams(epoch)` (arrays passed into the compiled step, so per-epoch changes
-such as DRW never recompile) and `sampling_probabilities(epoch)` (per-example draw probabilities for resampling,
-or None for a plain shuffle), and, each step inside `jax.jit`, the pure `loss(...)`.
+A method is constructed once, host side, from the config, the loaded dataset and its class statistics:
+`Method(cfg, data, stats)`. Each hook then has one way in:
+
+  config_defaults(), validate(cfg)        its config section `config.<name>` and its checks (static, before data)
+  model_kwargs()                          extra create_model arguments (a rotation head, a projection MLP)
+  init_state(rng)                         method state carried in the train state and checkpoints
+  epoch_order(epoch, seed)                the epoch's example order (a sampler, resampling draws), or None
+  epoch_hparams(epoch)                    per-epoch arrays handed to the step (DRW weights, ramps)
+  train_augment() / device_augment()      the training views: TF ops (host path) / JAX ops (device path)
+  on_epoch_start(epoch, state, run)       host-side work between epochs (re-clustering, priors)
+  loss(...)                               pure, inside jax.jit: the training loss, new BN stats, state, metrics
+  eval_logits(outputs, method_state, params)   pure: test-time logits
+  eval_metrics(logits, labels)            extra host-side evaluation figures
 """
 
 from __future__ import annotations
@@ -34,13 +43,12 @@ class Method:
   def validate(cfg: ml_collections.ConfigDict) -> None:
     """Raise ValueError for method-specific settings that cannot run."""
 
-  def __init__(self, cfg: ml_collections.ConfigDict, stats: ClassStats, train_labels: np.ndarray):
-    self.cfg, self.stats, self.train_labels = cfg, stats, train_labels
-
-  def bind_data(self, data) -> None:
-    """Called once by the trainer right after construction with the loaded `sources.Dataset` (before `init_state`),
-    for methods whose state derives from more than the labels: RECORDS' candidate sets continue the selection's
-    RandomState (`data.selection_rng`). Default: nothing."""
+  def __init__(self, cfg: ml_collections.ConfigDict, data, stats: ClassStats):
+    """`data`: the loaded `ltjax.data.dataset.Dataset` (its long-tailed training split, image shape, normalisation,
+    and `selection_rng` for state that continues the selection's RandomState, e.g. RECORDS' candidate sets);
+    `stats`: the training split's class statistics."""
+    self.cfg, self.data, self.stats = cfg, data, stats
+    self.train_labels = np.asarray(data.train.labels)
 
   def init_state(self, rng: jax.Array) -> PyTree:
     """Method state carried in the train state and checkpoints (queues, confidence tables, subclass labels)."""
@@ -55,14 +63,12 @@ class Method:
     `{"projection": (64, 128)}` for a contrastive projection MLP (the model then returns `outputs["projection"]`)."""
     return {}
 
-  def sampling_probabilities(self, epoch: int) -> Optional[np.ndarray]:
-    """Per-example draw probabilities for the epoch (with replacement), or None for a permutation."""
-    return None
-
   def epoch_order(self, epoch: int, seed: int) -> Optional[np.ndarray]:
-    """Indices (rows of the training split) of epoch `epoch` in order, or None for the default: a permutation, or
-    draws ∝ `sampling_probabilities(epoch)`. The length must be the same for every epoch: the trainer derives
-    steps_per_epoch from `len(epoch_order(0, seed))` (e.g. a class-aware sampler, `ltjax.data.samplers`)."""
+    """Indices (rows of the training split) of epoch `epoch` in order, or None for the default permutation
+    (`ltjax.data.pipeline.epoch_order(N, seed, epoch)`). Resampling is `pipeline.epoch_order(N, seed, epoch,
+    probabilities)`; a sampler of its own is any order (`ltjax.data.samplers`). The length must be the same for
+    every epoch: the trainer derives steps_per_epoch from `len(epoch_order(0, seed))`. Must be a pure function of
+    (epoch, seed): resuming recomputes it."""
     return None
 
   @staticmethod
@@ -73,12 +79,12 @@ class Method:
     ops returns ('host',)."""
     return ("device", "host")
 
-  def train_augment(self, data) -> Optional[Callable]:
+  def train_augment(self) -> Optional[Callable]:
     """Host path: per-example TF augmentation `(uint8 image, int64[2] seed) -> {name: tensor}` for training batches
-    (several views, say), or None for the dataset's standard single-view recipe. `data` is the loaded Dataset."""
+    (several views, say), or None for the dataset's standard single-view recipe."""
     return None
 
-  def device_augment(self, data) -> Optional[Callable]:
+  def device_augment(self) -> Optional[Callable]:
     """Device path: the same views as JAX ops, `(uint8 images [B, H, W, C], raw keys uint32 [B, 2]) -> {name: array
     [B, ...]}` (`ltjax.data.device_augment`), or None for the dataset's standard recipe."""
     return None
@@ -95,9 +101,9 @@ class Method:
     """Pure: returns (loss, (new_batch_stats, new_method_state, metrics)). Differentiated w.r.t. params."""
     raise NotImplementedError
 
-  def eval_logits(self, outputs: Dict[str, jax.Array], method_state: PyTree) -> jax.Array:
-    """Logits used for evaluation (a method may adjust them at test time). A method may add a keyword argument
-    `params`: the trainer then passes the current parameters (RECORDS' prior uses the current classifier)."""
+  def eval_logits(self, outputs: Dict[str, jax.Array], method_state: PyTree, params: PyTree) -> jax.Array:
+    """Pure: the logits used for evaluation, from the model's outputs, the method state and the current parameters
+    (a test-time adjustment, e.g. RECORDS' prior from the current classifier). Default: `outputs['logits']`."""
     return outputs["logits"]
 
   def eval_metrics(self, logits: np.ndarray, labels: np.ndarray) -> Dict[str, float]:

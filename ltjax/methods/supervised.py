@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from ltjax import losses
+from ltjax.data import pipeline, samplers
 from ltjax.errors import ConfigError
 from ltjax.methods.base import Method
 
@@ -62,8 +63,8 @@ class Supervised(Method):
     if losses.head_for(cfg.loss.name) == "cosine" and cfg.model.head in ("linear", "linear_torch"):
       raise ConfigError(f"loss '{cfg.loss.name}' needs cosine logits: set config.model.head to 'cosine' or 'auto'")
 
-  def __init__(self, cfg, stats, train_labels):
-    super().__init__(cfg, stats, train_labels)
+  def __init__(self, cfg, data, stats):
+    super().__init__(cfg, data, stats)
     self.s = cfg.supervised
     self.loss_fn = losses.make(cfg.loss.name, cfg.loss, stats.counts)
     self.weighted = self.s.train_rule in ("reweight", "drw")
@@ -83,17 +84,17 @@ class Supervised(Method):
     return {"class_weights": np.asarray(self.class_weights(epoch), np.float32)}
 
   def epoch_order(self, epoch: int, seed: int) -> Optional[np.ndarray]:
-    """train_rule 'class_aware': the class-aware sampler (4 consecutive items per visited class, max_c n_c · C
-    draws per epoch; SBCL `--train_rule CB`, spec SBCL_AND_RECORDS A.5.5)."""
-    if self.s.train_rule != "class_aware":
-      return None
-    from ltjax.data.samplers import class_aware_order
-    return class_aware_order(self.train_labels, self.stats.num_classes, seed, epoch, per_class=CLASS_AWARE_PER_CLASS)
-
-  def sampling_probabilities(self, epoch: int) -> Optional[np.ndarray]:
-    if self.s.train_rule != "resample":
-      return None
-    return losses.resample_probabilities(self.train_labels, self.stats.counts, self.s.cb_beta)
+    """train_rule 'resample': N draws with replacement ∝ the class-balanced per-example probabilities
+    (`losses.resample_probabilities`); 'class_aware': the class-aware sampler (4 consecutive items per visited
+    class, max_c n_c · C draws per epoch; SBCL `--train_rule CB`); otherwise the default permutation."""
+    rule = self.s.train_rule
+    if rule == "resample":
+      p = losses.resample_probabilities(self.train_labels, self.stats.counts, self.s.cb_beta)
+      return pipeline.epoch_order(len(self.train_labels), seed, epoch, p)
+    if rule == "class_aware":
+      return samplers.class_aware_order(self.train_labels, self.stats.num_classes, seed, epoch,
+                                        per_class=CLASS_AWARE_PER_CLASS)
+    return None
 
   def loss(self, apply_fn, params, batch_stats, method_state, batch, hparams, rng):
     x, y = batch["image"], batch["label"]

@@ -27,6 +27,7 @@ from ltjax.train import pretrained as pretrained_lib, step as step_lib
 from ltjax.train.checkpoint import Checkpointer
 from ltjax.train.logger import MetricWriter, write_json_atomic
 from ltjax.train.run import Run, create_state, setup, training_diagnostics
+from ltjax.train.state import TrainState
 
 log = logging.getLogger("ltjax")
 
@@ -151,133 +152,176 @@ def _selection_score(cfg, evals: dict) -> Optional[float]:
   return None if e is None else e["top1"]
 
 
-def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_step: Optional[int] = None) -> dict:
-  """Train (or resume) the run in `workdir`; returns the results dict also written to results.json.
-
-  `stop_at_step`: behave as if preempted once the state reaches that step (save, then raise Preempted).
-  """
+def _open_workdir(cfg, workdir: str) -> Run:
+  """Validate (once), import what the run needs, check the workdir holds this experiment or nothing, build the run
+  and store its config (process 0, atomically: other processes may be reading it)."""
   config_lib.validate(cfg)
   _import_optional(cfg)
   os.makedirs(workdir, exist_ok=True)
   _check_workdir_config(workdir, cfg)
-  ckpt_root = os.path.join(workdir, "checkpoints", "last")
-  fresh_run = not (os.path.isdir(ckpt_root) and os.listdir(ckpt_root))
-  if fresh_run:
+  if not _has_checkpoint(workdir):
     pretrained_lib.check_source(cfg.init.workdir, cfg.init.checkpoint)
-  run = setup(cfg, validated=True)  # validated above, before anything was written
-  if jax.process_index() == 0:  # atomically: other processes may be reading it (_check_workdir_config)
+  run = setup(cfg, validated=True)
+  if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json.tmp"), "w") as f:
       f.write(config_lib.to_json(cfg))
     os.replace(os.path.join(workdir, "config.json.tmp"), os.path.join(workdir, "config.json"))
   counts = run.stats.counts
   log.info("data %s: train %d images (per class %d…%d), test %d, classes %d", run.data.name, counts.sum(),
            counts.max(), counts.min(), len(run.data.test.labels), run.data.num_classes)
+  return run
 
+
+def _has_checkpoint(workdir: str) -> bool:
+  root = os.path.join(workdir, "checkpoints", "last")
+  return os.path.isdir(root) and bool(os.listdir(root))
+
+
+def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: str):
+  """(state, selection record): the latest checkpoint of the workdir, or a fresh state (with `config.init`'s
+  pre-trained weights) and an empty record."""
+  cfg = run.cfg
+  restored = ckpt.restore_latest(create_state(run, cfg.seed)) if _has_checkpoint(workdir) else None
+  if restored is None:
+    return create_state(run, cfg.seed, pretrained=True), {"best_score": None, "best_epoch": None, "best": None,
+                                                          "final": None}
+  state, meta = restored
+  log.info("resuming %s at step %d", workdir, int(state.step))
+  return jax.device_put(state, step_lib.replicated(run.mesh)), meta["record"]
+
+
+@contextlib.contextmanager
+def _preemption():
+  """A flag dict {'flag': bool} set by SIGTERM while the block runs (the previous handler restored after)."""
+  flag = {"flag": False}
+  old = None
+  try:
+    old = signal.signal(signal.SIGTERM, lambda *_: flag.update(flag=True))
+  except ValueError:  # not the main thread
+    pass
+  try:
+    yield flag
+  finally:
+    if old is not None:
+      signal.signal(signal.SIGTERM, old)
+
+
+def _flush_train_metrics(pending, per_call: int, *, step: int, epoch: int, last_saved: int, workdir: str,
+                         writer: MetricWriter, bar, seconds: float, images: int) -> None:
+  """Write the mean of the pending steps' metrics (and images/s) at `step`; a non-finite loss among them raises
+  TrainingDiverged naming the first bad step and the last saved one."""
+  host = _per_step(jax.device_get([m for m, _ in pending]), [c for _, c in pending], per_call)
+  losses = np.array([h["loss"] for h in host])
+  if not np.all(np.isfinite(losses)):
+    bad = step - len(host) + int(np.argmin(np.isfinite(losses))) + 1
+    raise TrainingDiverged(
+        f"the loss became {losses[~np.isfinite(losses)][0]} at step {bad} (epoch {epoch}); nothing after "
+        f"step {last_saved} was saved, and the last good checkpoint is in {workdir}/checkpoints/last. "
+        "Lower config.optim.lr or check the data and loss settings, then rerun to resume from it.")
+  avg = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+  avg["images_per_sec"] = images / max(seconds, 1e-9)
+  writer.write(step, "train", avg, epoch=epoch)
+  if bar is not None:
+    bar.set_postfix(loss=f"{avg['loss']:.4f}", lr=f"{avg['lr']:.4g}", img_s=f"{avg['images_per_sec']:.0f}")
+    bar.update(len(host))
+
+
+def _evaluate_and_select(run: Run, state: TrainState, record: dict, *, step: int, done_epochs: int,
+                         writer: MetricWriter) -> bool:
+  """Evaluate test (and val) after `done_epochs` epochs, log them (and the diagnostics when due), update the
+  selection record in place; returns whether this is the new best (the caller saves it)."""
+  cfg = run.cfg
+  evals = {"test": run.evaluate(state, "test")}
+  if run.data.val is not None:
+    evals["val"] = run.evaluate(state, "val")
+  for split, e in evals.items():
+    writer.write(step, split, e, epoch=done_epochs - 1)
+  every = cfg.train.diagnostics_every
+  if every and (done_epochs % every == 0 or done_epochs == cfg.train.epochs):
+    writer.write(step, "diagnostics", training_diagnostics(run, state), epoch=done_epochs - 1)
+  record["final"] = evals["test"]
+  score = _selection_score(cfg, evals)
+  best = score is not None and (record["best_score"] is None or score > record["best_score"])
+  if best:
+    record.update(best_score=score, best_epoch=done_epochs - 1, best=evals["test"])
+  log.info("epoch %d/%d: test top-1 %.2f (best %.2f at epoch %d)", done_epochs, cfg.train.epochs,
+           evals["test"]["top1"], record["best"]["top1"], record["best_epoch"])
+  return best
+
+
+def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_step: Optional[int] = None) -> dict:
+  """Train (or resume) the run in `workdir`; returns the results dict also written to results.json.
+
+  Phases: `_open_workdir` (validate, check, set up, store the config), `_restore_or_init`, then per epoch the
+  method's `on_epoch_start`, the compiled train calls (`_Stepper`) with `_flush_train_metrics` every `log_every`
+  steps, `_evaluate_and_select` every `eval_every` epochs, and checkpoints; SIGTERM (`_preemption`) or
+  `stop_at_step` saves the state and raises Preempted.
+  """
+  run = _open_workdir(cfg, workdir)
   ckpt = Checkpointer(workdir, cfg.train.keep_checkpoints)
-  restored = ckpt.restore_latest(create_state(run, cfg.seed)) if not fresh_run else None
-  state = create_state(run, cfg.seed, pretrained=True) if restored is None else None
-  record = {"best_score": None, "best_epoch": None, "best": None, "final": None}
-  if restored is not None:
-    state, meta = restored
-    state = jax.device_put(state, step_lib.replicated(run.mesh))
-    record = meta["record"]
-    log.info("resuming %s at step %d", workdir, int(state.step))
+  state, record = _restore_or_init(run, ckpt, workdir)
   n_params = int(sum(x.size for x in jax.tree.leaves(state.params)))
-
   stepper = _Stepper(run)
   writer = MetricWriter(workdir)
   spe = run.train_input.steps_per_epoch
   epochs = cfg.train.epochs
   step = int(jax.device_get(state.step))
   last_saved = step
-  preempt = {"flag": False}
-  old_handler = None
-  try:
-    old_handler = signal.signal(signal.SIGTERM, lambda *_: preempt.update(flag=True))
-  except ValueError:  # not the main thread
-    pass
 
   def save(best=False):
     ckpt.save(state, {"record": record, "epoch": step // spe, "step": step}, best=best)
 
   sized = False
   try:
-    while step < spe * epochs:
-      epoch, start = divmod(step, spe)
-      state = run.method.on_epoch_start(epoch, state, run)
-      hparams = jax.device_put(run.method.epoch_hparams(epoch), step_lib.replicated(run.mesh))
-      # Calls never run past the epoch's end or stop_at_step (at least one step, as the one-step path does).
-      n = spe - start if stop_at_step is None else max(1, min(spe - start, stop_at_step - step))
-      calls = stepper.calls(epoch, start, n, hparams)
-      bar = _progress(cfg, spe, start, epoch, epochs)
-      pending, t0, n_img = [], time.perf_counter(), 0
-      with contextlib.closing(calls) as call_iter:
-        for train_step, args, n_steps, n_images, probe in call_iter:
-          if not sized:  # first call: keep the step's temporaries for reuse (main.py set up the malloc policy)
-            sized = True
-            host_memory.reuse_for_step(train_step, probe, state, *args)
-          state, m = train_step(state, *args)
-          pending.append((m, n_steps))
-          n_img += n_images
-          step += n_steps
-          end_of_epoch = step % spe == 0
-          stop = preempt["flag"] or (stop_at_step is not None and step >= stop_at_step)
-          if sum(c for _, c in pending) >= cfg.train.log_every or end_of_epoch or stop:
-            host = _per_step(jax.device_get([m for m, _ in pending]), [c for _, c in pending],
-                             stepper.per_call)
-            losses = np.array([h["loss"] for h in host])
-            if not np.all(np.isfinite(losses)):
-              bad = step - len(host) + int(np.argmin(np.isfinite(losses))) + 1
-              raise TrainingDiverged(
-                  f"the loss became {losses[~np.isfinite(losses)][0]} at step {bad} (epoch {epoch}); nothing after "
-                  f"step {last_saved} was saved, and the last good checkpoint is in {workdir}/checkpoints/last. "
-                  "Lower config.optim.lr or check the data and loss settings, then rerun to resume from it.")
-            dt = time.perf_counter() - t0
-            avg = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
-            avg["images_per_sec"] = n_img / max(dt, 1e-9)
-            writer.write(step, "train", avg, epoch=epoch)
-            if bar is not None:
-              bar.set_postfix(loss=f"{avg['loss']:.4f}", lr=f"{avg['lr']:.4g}", img_s=f"{avg['images_per_sec']:.0f}")
-              bar.update(len(host))
-            pending, t0, n_img = [], time.perf_counter(), 0
-          if stop and not end_of_epoch:
-            save()
-            raise Preempted(f"stopped at step {step} (epoch {epoch}); the state is saved in {workdir}: rerun the same "
-                            "command to resume")
-      if bar is not None:
-        bar.close()
-      done_epochs = step // spe
-      if cfg.train.eval_every and (done_epochs % cfg.train.eval_every == 0 or done_epochs == epochs):
-        evals = {"test": run.evaluate(state, "test")}
-        if run.data.val is not None:
-          evals["val"] = run.evaluate(state, "val")
-        for split, e in evals.items():
-          writer.write(step, split, e, epoch=done_epochs - 1)
-        every = cfg.train.diagnostics_every
-        if every and (done_epochs % every == 0 or done_epochs == epochs):
-          writer.write(step, "diagnostics", training_diagnostics(run, state), epoch=done_epochs - 1)
-        record["final"] = evals["test"]
-        score = _selection_score(cfg, evals)
-        if score is not None and (record["best_score"] is None or score > record["best_score"]):
-          record.update(best_score=score, best_epoch=done_epochs - 1, best=evals["test"])
-          save(best=True)
-        log.info("epoch %d/%d: test top-1 %.2f (best %.2f at epoch %d)", done_epochs, epochs, evals["test"]["top1"],
-                 record["best"]["top1"], record["best_epoch"])
-      if done_epochs % cfg.train.checkpoint_every == 0 or done_epochs == epochs or preempt["flag"]:
-        save()
-        last_saved = step
-      if preempt["flag"] or (stop_at_step is not None and step >= stop_at_step and step < spe * epochs):
-        raise Preempted(f"stopped at step {step}; the state is saved in {workdir}: rerun the same command to resume")
+    with _preemption() as preempt:
+      while step < spe * epochs:
+        epoch, start = divmod(step, spe)
+        state = run.method.on_epoch_start(epoch, state, run)
+        hparams = jax.device_put(run.method.epoch_hparams(epoch), step_lib.replicated(run.mesh))
+        # Calls never run past the epoch's end or stop_at_step (at least one step, as the one-step path does).
+        n = spe - start if stop_at_step is None else max(1, min(spe - start, stop_at_step - step))
+        bar = _progress(cfg, spe, start, epoch, epochs)
+        pending, t0, n_img = [], time.perf_counter(), 0
+        with contextlib.closing(stepper.calls(epoch, start, n, hparams)) as call_iter:
+          for train_step, args, n_steps, n_images, probe in call_iter:
+            if not sized:  # first call: keep the step's temporaries for reuse (main.py set up the malloc policy)
+              sized = True
+              host_memory.reuse_for_step(train_step, probe, state, *args)
+            state, m = train_step(state, *args)
+            pending.append((m, n_steps))
+            n_img += n_images
+            step += n_steps
+            end_of_epoch = step % spe == 0
+            stop = preempt["flag"] or (stop_at_step is not None and step >= stop_at_step)
+            if sum(c for _, c in pending) >= cfg.train.log_every or end_of_epoch or stop:
+              _flush_train_metrics(pending, stepper.per_call, step=step, epoch=epoch, last_saved=last_saved,
+                                   workdir=workdir, writer=writer, bar=bar, seconds=time.perf_counter() - t0,
+                                   images=n_img)
+              pending, t0, n_img = [], time.perf_counter(), 0
+            if stop and not end_of_epoch:
+              save()
+              raise Preempted(f"stopped at step {step} (epoch {epoch}); the state is saved in {workdir}: rerun the "
+                              "same command to resume")
+        if bar is not None:
+          bar.close()
+        done_epochs = step // spe
+        if cfg.train.eval_every and (done_epochs % cfg.train.eval_every == 0 or done_epochs == epochs):
+          if _evaluate_and_select(run, state, record, step=step, done_epochs=done_epochs, writer=writer):
+            save(best=True)
+        if done_epochs % cfg.train.checkpoint_every == 0 or done_epochs == epochs or preempt["flag"]:
+          save()
+          last_saved = step
+        if preempt["flag"] or (stop_at_step is not None and step >= stop_at_step and step < spe * epochs):
+          raise Preempted(f"stopped at step {step}; the state is saved in {workdir}: rerun the same command to "
+                          "resume")
   finally:
     writer.close()
     ckpt.close()
-    if old_handler is not None:
-      signal.signal(signal.SIGTERM, old_handler)
 
   results = {
       "dataset": run.data.name, "method": cfg.method, "loss": cfg.loss.name, "steps": step, "epochs": epochs,
       "num_params": n_params, "selected_on": cfg.train.select_on, "best_epoch": record["best_epoch"],
-      "best": record["best"], "final": record["final"], "train_counts": counts.tolist(),
+      "best": record["best"], "final": record["final"], "train_counts": run.stats.counts.tolist(),
   }
   if jax.process_index() == 0:
     write_json_atomic(os.path.join(workdir, "results.json"), results)

@@ -159,8 +159,7 @@ def setup(cfg: ml_collections.ConfigDict, *, validated: bool = False) -> Run:
   if bounds and bounds[1] >= data.num_classes:
     raise ConfigError(f"config.data.group_bounds = {bounds} must be < num_classes = {data.num_classes}")
   stats = ClassStats.from_labels(data.train.labels, data.num_classes, ranges)
-  method = methods.REGISTRY[cfg.method](cfg, stats, data.train.labels)
-  method.bind_data(data)
+  method = methods.REGISTRY[cfg.method](cfg, data, stats)
   mesh = step_lib.make_mesh(cfg.mesh.num_devices)
   if cfg.train.batch_size % (mesh.devices.size):
     raise ConfigError(
@@ -172,9 +171,9 @@ def setup(cfg: ml_collections.ConfigDict, *, validated: bool = False) -> Run:
   train_path = device.choose(cfg.data.pipeline, type(method).pipelines(cfg), data.train.file_backed)
   if train_path == "device":  # the global layout: every process builds the whole batch on its devices' slices
     batches = pipeline.Batches(epoch_len, cfg.train.batch_size, mesh.devices.size, 0, 1, cfg.data.drop_remainder)
-    order = pipeline.EpochOrder(len(data.train.labels), batches, cfg.seed, method.sampling_probabilities, order_fn)
-    augment_fn = method.device_augment(data) or device_augment.standard(data.mean, data.std, data.crop_padding,
-                                                                       data.flip)
+    order = pipeline.EpochOrder(len(data.train.labels), batches, cfg.seed, order_fn=order_fn)
+    augment_fn = method.device_augment() or device_augment.standard(data.mean, data.std, data.crop_padding,
+                                                                   data.flip)
     train_input = device.DeviceTrainInput(data.train, batches, mesh, seed=cfg.seed, order=order,
                                           augment_fn=augment_fn)
   else:
@@ -182,8 +181,7 @@ def setup(cfg: ml_collections.ConfigDict, *, validated: bool = False) -> Run:
                                jax.process_count(), cfg.data.drop_remainder)
     train_input = pipeline.TrainInput(data.train, batches, seed=cfg.seed, mean=data.mean, std=data.std,
                                       crop_padding=data.crop_padding, flip=data.flip,
-                                      probabilities_fn=method.sampling_probabilities,
-                                      augment_fn=method.train_augment(data), order_fn=order_fn,
+                                      augment_fn=method.train_augment(), order_fn=order_fn,
                                       recipe=data.recipe)
   eval_on_device = cfg.data.pipeline != "host" and not data.test.file_backed
   model_kw = dict(num_classes=data.num_classes, head=_head(cfg), dtype=cfg.model.dtype)

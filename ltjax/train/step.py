@@ -5,7 +5,6 @@ statistics are reduced over the global batch, so 1 device and N devices compute 
 
 from __future__ import annotations
 
-import inspect
 import re
 from typing import Callable, Dict
 
@@ -195,11 +194,7 @@ def make_device_train_step(method: Method, apply_fn: Callable, tx: optax.Gradien
 
 
 def _eval_logits(method: Method, out, state: TrainState):
-  """`method.eval_logits(out, method_state)`, plus `params=` for methods whose eval_logits takes it (a test-time
-  adjustment computed from the current weights, RECORDS' prior)."""
-  if "params" in inspect.signature(method.eval_logits).parameters:
-    return method.eval_logits(out, state.method_state, params=state.params)
-  return method.eval_logits(out, state.method_state)
+  return method.eval_logits(out, state.method_state, state.params)
 
 
 def eval_step_fn(method: Method, apply_fn: Callable, with_features: bool = False) -> Callable:

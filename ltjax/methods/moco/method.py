@@ -100,11 +100,15 @@ class MoCo(Method):
   def validate(cfg) -> None:
     validate_moco(cfg)
 
-  def __init__(self, cfg, stats, train_labels):
-    super().__init__(cfg, stats, train_labels)
+  def __init__(self, cfg, data, stats):
+    super().__init__(cfg, data, stats)
     self.m = cfg.moco
     self.dim = int(tuple(self.m.projection)[-1])
-    self._image_shape = None
+    self._num_classes = int(data.num_classes)
+    self._view_kw = self.view_fn(data)
+    channels = 3 if data.train.images is None else int(data.train.images.shape[-1])  # file-backed: decoded RGB
+    size = self._view_kw["size"]
+    self._image_shape = (size, size, channels)  # the key encoder's input, for init_state
 
   # ---- host side ---------------------------------------------------------------------------------------------
 
@@ -122,34 +126,21 @@ class MoCo(Method):
                 jitter_p=float(m.jitter_p), gray_p=float(m.gray_p), blur_sigma=tuple(m.blur_sigma),
                 blur_p=float(m.blur_p), flip=bool(m.flip))
 
-  def _bind_views(self, data) -> dict:
-    """The view parameters; remembers what init_state needs to shape the key encoder (setup() asks for the
-    augmentation before it creates the state)."""
-    self._num_classes = int(data.num_classes)
-    kw = self.view_fn(data)
-    channels = 3 if data.train.images is None else int(data.train.images.shape[-1])  # file-backed: decoded RGB
-    self._image_shape = (kw["size"], kw["size"], channels)
-    self._view_kw = kw
-    return kw
-
-  def device_view(self, data):
+  def device_view(self):
     """Per-image JAX aug-plus view (`device_augment.moco_view`)."""
     from ltjax.data import device_augment
-    kw = self._bind_views(data)
+    kw = self._view_kw
     return lambda image, key: device_augment.moco_view(image, key, **kw)
 
-  def device_augment(self, data):
+  def device_augment(self):
     from ltjax.data import device_augment
-    return device_augment.two_views(self.device_view(data), ("image", "image_k"))
+    return device_augment.two_views(self.device_view(), ("image", "image_k"))
 
-  def train_augment(self, data):
-    return contrastive_views.moco_two_views(**self._bind_views(data))
+  def train_augment(self):
+    return contrastive_views.moco_two_views(**self._view_kw)
 
   def _variable_shapes(self):
     from ltjax.models import create_model
-    if self._image_shape is None:
-      raise RuntimeError("MoCo.init_state needs train_augment(data) to have been called (ltjax.train.run.setup "
-                         "does this) to know the input shape")
     model = create_model(self.cfg.model.name, num_classes=self._num_classes, head=head_kind(self.cfg),
                          dtype=self.cfg.model.dtype, **self.model_kwargs())
     x = jnp.zeros((1,) + self._image_shape, jnp.float32)

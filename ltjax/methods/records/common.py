@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Dict, Optional
+from typing import Dict
 
 import jax.numpy as jnp
 import ml_collections
@@ -74,13 +74,10 @@ def validate_partial_label(s, cfg) -> None:
 class PartialLabelMethod(Method):
   """Shared host side: candidate sets, weak/strong views, extra evaluation figures."""
 
-  def __init__(self, cfg, stats, train_labels):
-    super().__init__(cfg, stats, train_labels)
+  def __init__(self, cfg, data, stats):
+    super().__init__(cfg, data, stats)
     self.s = cfg[self.name]
     self.num_classes = stats.num_classes
-    self.candidates: Optional[np.ndarray] = None
-
-  def bind_data(self, data) -> None:
     rng = data.selection_rng
     if rng is None:
       log.warning("%s: the data source gives no selection RandomState; candidate sets use RandomState(%d)",
@@ -110,19 +107,15 @@ class PartialLabelMethod(Method):
       return 1 + 32 * q + 95 * q
     return 1 + q * (c - 1)
 
-  def _need_data(self):
-    if self.candidates is None:
-      raise RuntimeError(f"method '{self.name}' needs bind_data(dataset) before init_state (the trainer calls it)")
-
-  def device_augment(self, data):
+  def device_augment(self):
     from ltjax.data import device_randaugment
     mean, std = self.train_stats
-    return device_randaugment.weak_strong(mean, std, size=int(data.train.images.shape[1]), views=self.s.views)
+    return device_randaugment.weak_strong(mean, std, size=int(self.image_shape[0]), views=self.s.views)
 
-  def train_augment(self, data):
+  def train_augment(self):
     from ltjax.data import randaugment
     mean, std = self.train_stats
-    return randaugment.weak_strong(mean, std, size=int(data.train.images.shape[1]), views=self.s.views)
+    return randaugment.weak_strong(mean, std, size=int(self.image_shape[0]), views=self.s.views)
 
   def eval_metrics(self, logits, labels) -> Dict[str, float]:
     k = max(1, int(round(self.num_classes / 3)))
@@ -131,6 +124,5 @@ class PartialLabelMethod(Method):
     return out
 
   def _tables(self):
-    self._need_data()
     cand = jnp.asarray(self.candidates, jnp.float32)
     return {"confidence": jnp.asarray(pl.initial_confidence(self.candidates)), "candidates": cand}

@@ -5,7 +5,7 @@ Both keep in the method state (so in the replicated train state and in checkpoin
   confidence  W [N, C] float32  soft pseudo-labels, rows sum to 1, initialised uniform over the candidates (§B.1)
   candidates  S [N, C] float32  the initial candidate mask (constant)
 and gather the batch rows by the batch's `index`. The candidate sets are generated host side for the long-tailed
-training subset (`bind_data`): one `uniform(0, 1, (N, C))` draw on the legacy RandomState of the selection, continued
+training subset (at construction): one `uniform(0, 1, (N, C))` draw on the legacy RandomState of the selection, continued
 right after the per-class shuffles (§B.2.2), uniform with flip probability q or, for CIFAR-100 with
 `hierarchical`, 8q inside the true label's superclass (CIFAR-100-LT-NU).
 
@@ -67,8 +67,8 @@ class Records(PartialLabelMethod):
     if s.upd_start < 0 or s.alpha < 0:
       raise ConfigError("config.records.upd_start and alpha must be >= 0")
 
-  def bind_data(self, data) -> None:
-    super().bind_data(data)
+  def __init__(self, cfg, data, stats):
+    super().__init__(cfg, data, stats)
     if self.s.debias:  # the feature width of the model, for f̄
       from ltjax.models import create_model
       model = create_model(self.cfg.model.name, data.num_classes, head="linear", dtype=self.cfg.model.dtype)
@@ -124,7 +124,7 @@ class Records(PartialLabelMethod):
     metrics["mean_max_confidence"] = jnp.mean(jnp.max(new_conf, axis=1))
     return loss, (new_vars["batch_stats"], new_state, metrics)
 
-  def eval_logits(self, outputs, method_state, params=None):
+  def eval_logits(self, outputs, method_state, params):
     if not self.s.debias:
       return outputs["logits"]
     prior = rec.records_prior(method_state["feat_mean"], params["fc"]["kernel"], params["fc"]["bias"])

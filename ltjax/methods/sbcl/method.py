@@ -104,8 +104,8 @@ class SBCL(Method):
     if not 0 < lo <= hi <= 1:
       raise ConfigError(f"config.sbcl.crop_scale = {tuple(s.crop_scale)} must satisfy 0 < lo <= hi <= 1")
 
-  def __init__(self, cfg, stats, train_labels):
-    super().__init__(cfg, stats, train_labels)
+  def __init__(self, cfg, data, stats):
+    super().__init__(cfg, data, stats)
     s = cfg.sbcl
     counts = np.asarray(stats.counts)
     if tuple(s.num_subclasses):
@@ -160,13 +160,13 @@ class SBCL(Method):
     kw = self._view_kw(data)
     return lambda image, key: device_augment.supcon_view(image, key, **kw)
 
-  def device_augment(self, data):
+  def device_augment(self):
     from ltjax.data import device_augment
-    return device_augment.two_views(self._device_view(data), ("view1", "view2"))
+    return device_augment.two_views(self._device_view(self.data), ("view1", "view2"))
 
-  def train_augment(self, data):
+  def train_augment(self):
     import tensorflow as tf
-    view = self._view_fn(data)
+    view = self._view_fn(self.data)
 
     def fn(image, seed):
       s1, s2 = tf.unstack(tf.random.experimental.stateless_split(seed, 2))

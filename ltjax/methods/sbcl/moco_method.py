@@ -88,11 +88,11 @@ class SbclMoco(MoCo):
     if s.temperature <= 0 or s.rank_temperature <= 0:
       raise ConfigError("config.sbcl_moco temperatures must be > 0")
 
-  def __init__(self, cfg, stats, train_labels):
-    super().__init__(cfg, stats, train_labels)
+  def __init__(self, cfg, data, stats):
+    super().__init__(cfg, data, stats)
     self.s = cfg.sbcl_moco
     self.sub_counts = clustering.subclass_counts(stats.counts, int(self.s.cluster))
-    self.num_train = int(len(train_labels))
+    self.num_train = int(len(self.train_labels))
 
   def init_state(self, rng):
     state = super().init_state(rng)
@@ -156,7 +156,7 @@ class SbclMoco(MoCo):
       out = apply_fn({"params": ms["key_params"], "batch_stats": ms["key_batch_stats"]}, x, train=False)
       return {"z": contrastive.l2_normalize(out["projection"])}
 
-    one = self.device_view(run.data)
+    one = self.device_view()
     host_view = functools.partial(contrastive_views.moco_v2_view, **self._view_kw)
     return run.map_split("train", project, key_ms, name="sbcl_moco_keys", seed=int(run.cfg.seed),
                          epoch=CLUSTER_SEED + epoch, device_view=lambda images, keys: jax.vmap(one)(images, keys),

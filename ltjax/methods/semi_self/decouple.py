@@ -67,10 +67,10 @@ class Decouple(Supervised):
       raise ConfigError("method 'decouple' orders its epochs with config.decouple.sampler; train_rule 'resample' "
                         "would be ignored: use train_rule 'none' (or the supervised method)")
 
-  def __init__(self, cfg, stats, train_labels):
-    super().__init__(cfg, stats, train_labels)
+  def __init__(self, cfg, data, stats):
+    super().__init__(cfg, data, stats)
     self.d = cfg.decouple
-    n, b = len(train_labels), int(cfg.train.batch_size)
+    n, b = len(self.train_labels), int(cfg.train.batch_size)
     if n < b:
       raise ConfigError(f"config.train.batch_size = {b} exceeds the {n} training examples: upstream runs ⌊N/B⌋ = 0 "
                         "steps per epoch")
