@@ -38,7 +38,7 @@ from ltjax import optional
 from ltjax.data import filelist, tfds_data
 from ltjax.data.augment import ImageRecipe
 from ltjax.data.dataset import Dataset, Split
-from ltjax.errors import DataNotFoundError
+from ltjax.errors import ConfigError, DataNotFoundError
 
 log = logging.getLogger("ltjax")
 
@@ -90,7 +90,7 @@ def load(name: str, data_cfg) -> Dataset:
 def _remap(data_cfg, spec: LargeSpec, train_labels: np.ndarray) -> Optional[np.ndarray]:
   mode = getattr(data_cfg, "label_remap", "frequency")
   if mode not in LABEL_REMAPS:
-    raise ValueError(f"config.data.label_remap = {mode!r} is not one of {list(LABEL_REMAPS)}")
+    raise ConfigError(f"config.data.label_remap = {mode!r} is not one of {list(LABEL_REMAPS)}")
   return filelist.frequency_remap(train_labels, spec.num_classes) if mode == "frequency" else None
 
 
@@ -120,7 +120,7 @@ def _from_split_files(name: str, spec: LargeSpec, data_cfg) -> Dataset:
   wanted = {"train": spec.train_list, "test": spec.test_list}
   if getattr(data_cfg, "val_list", False):
     if spec.val_list is None:
-      raise ValueError(f"config.data.val_list: '{name}' has no separate validation list (evaluate on the test list)")
+      raise ConfigError(f"config.data.val_list: '{name}' has no separate validation list (evaluate on the test list)")
     wanted["val"] = spec.val_list
   for key, fname in wanted.items():
     if not os.path.isfile(os.path.join(lists_dir, fname)):
@@ -147,7 +147,7 @@ def _from_tfds(name: str, spec: LargeSpec, data_cfg) -> Dataset:
   wanted = {"train": train_s, "test": test_s}
   if getattr(data_cfg, "val_list", False):
     if val_s is None:
-      raise ValueError(f"config.data.val_list: '{name}' has no separate validation split")
+      raise ConfigError(f"config.data.val_list: '{name}' has no separate validation split")
     wanted["val"] = val_s
   splits = {}
   for key, split in wanted.items():

@@ -27,7 +27,7 @@ import numpy as np
 from ltjax.data import imbalance, large, tfds_data, unlabeled
 from ltjax.data.dataset import Dataset, Raw, Split
 from ltjax.data.tfds_data import TFDS_NAMES
-from ltjax.errors import DataNotFoundError  # noqa: F401 (re-exported)
+from ltjax.errors import ConfigError, DataNotFoundError  # noqa: F401 (re-exported)
 
 log = logging.getLogger("ltjax")
 
@@ -233,7 +233,7 @@ def load(data_cfg) -> Dataset:
   """
   name = data_cfg.name
   if name not in REGISTRY:
-    raise ValueError(f"unknown dataset '{name}' (known: {', '.join(sorted(REGISTRY))})")
+    raise ConfigError(f"unknown dataset '{name}' (known: {', '.join(sorted(REGISTRY))})")
   imbalance.check_imb_factor(data_cfg.imb_factor)  # before any (slow) loading
   rand_number = int(_get(data_cfg, "rand_number", 0))
   val_per_class = int(_get(data_cfg, "val_per_class", 0))
@@ -252,7 +252,7 @@ def load(data_cfg) -> Dataset:
     counts = imbalance.shuffle_counts(counts, shuffle_seed)
   if (counts == 0).any():
     empty = imbalance.label_counts(counts, raw.class_order)
-    raise ValueError(f"{name}: imb_type={data_cfg.imb_type!r}, imb_factor={data_cfg.imb_factor} leaves class(es) "
+    raise ConfigError(f"{name}: imb_type={data_cfg.imb_type!r}, imb_factor={data_cfg.imb_factor} leaves class(es) "
                      f"{np.nonzero(empty == 0)[0].tolist()} without training images (N = {raw.n_full}); "
                      f"raise imb_factor")
   rng = np.random.RandomState(rand_number)  # one legacy stream: labeled subset, then D_U (spec §3.3)
@@ -264,7 +264,7 @@ def load(data_cfg) -> Dataset:
       held = imbalance.balanced_holdout(raw.train.labels, rest, val_per_class, rand_number + VAL_SEED_OFFSET,
                                         raw.num_classes)
     except ValueError as e:
-      raise ValueError(
+      raise ConfigError(
           f"{name}: {e}. The hold-out can only use training images the long-tailed subset leaves unused; where the "
           f"head class keeps all its images (CIFAR: N = len/C) there are none, so use config.data.val_per_class = 0 "
           f"(the official code selects on the test set).") from None
@@ -278,6 +278,6 @@ def load(data_cfg) -> Dataset:
   mean, std = tuple(_get(data_cfg, "mean", ())) or own_mean, tuple(_get(data_cfg, "std", ())) or own_std
   channels = raw.train.images.shape[-1]
   if len(mean) != channels or len(std) != channels:
-    raise ValueError(f"{name}: data.mean {mean} / data.std {std} need one value per channel ({channels})")
+    raise ConfigError(f"{name}: data.mean {mean} / data.std {std} need one value per channel ({channels})")
   return Dataset(name, raw.num_classes, train, raw.test, val, tuple(mean), tuple(std),
                  raw.crop_padding, raw.flip, unlabeled=info, selection_rng=rng)
