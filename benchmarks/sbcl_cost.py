@@ -2,10 +2,10 @@
 re-clustering (per-class cosine k-means + class temperatures) at CIFAR-100-LT size.
 
 Data: random 32×32×3 images with the CIFAR-100-LT ρ = 0.01 class counts (10,847 images, 500 → 5 per class, 1,051
-subclasses by the spec's rule); ResNet-32 + projection 64 → 64 → 128, the method and jitted sharded step the
+subclasses by SBCL's rule); ResNet-32 + projection 64 → 64 → 128, the method and jitted sharded step the
 trainer uses.
 
-  python benchmarks/sbcl_cost.py                      # batch 1024 (the spec's), step + input + clustering
+  python benchmarks/sbcl_cost.py                      # batch 1024 (SBCL's), step + input + clustering
   python benchmarks/sbcl_cost.py --batch 256 --steps 5
   python benchmarks/sbcl_cost.py --skip-step          # clustering only
 Prints one JSON line per measurement (also appended to --out if given).

@@ -6,7 +6,7 @@ many/medium/few by the index ranges [0,36)/[36,71)/[71,100) and by the >100/<20 
 
 Command:
   python main.py --config configs/arb_cifar100.py --workdir runs/arb_cifar100
-Expected: the ARB paper's CIFAR-100-LT (ratio 100) number is not in this project's spec (the ARB README has no
+Expected: the ARB paper's CIFAR-100-LT (ratio 100) number is not reproduced here (the ARB README has no
 table): take it from arXiv 2204.08735. Same trainer with CE + mixup (MiSLAS stage 1) reaches 39.5% top-1.
 Cost: about 2.2M training images: 1.5 h on a 2-core Intel CPU (measured tf.data-fed rate, 410 img/s, with the
 defaults: 4 steps per compiled call, one-pass BatchNorm statistics; docs/BENCHMARKS.md), minutes on one GPU.

@@ -1,5 +1,6 @@
-"""CIFAR-10/100-LT with ResNet-32: every one-stage row of the ARB-Loss configs (spec ARB_AND_SEMISELF §2.6) and the
-LDAM-DRW / imbalanced-semi-self baselines (§3.1–3.2), as `--config configs/cifar_lt.py:ARGS`.
+"""CIFAR-10/100-LT with ResNet-32: every one-stage row of the ARB-Loss configs (ARB's shipped configs) and the
+LDAM-DRW / imbalanced-semi-self baselines (imbalanced-semi-self `losses.py`; imbalanced-semi-self `train.py`), as
+`--config configs/cifar_lt.py:ARGS`.
 
 ARGS = `dataset=cifar10|cifar100,imb=0.01|0.02|0.1,row=ROW` (all optional; defaults cifar100, 0.01, arb).
 
@@ -26,7 +27,7 @@ Commands (one per table cell), e.g.:
   python main.py --config configs/cifar_lt.py:dataset=cifar10,imb=0.01,row=ldam_drw --workdir runs/c10_001_ldam
 
 Published numbers:
-  * ARB-Loss rows: the ARB README has no table and the paper's numbers are not in this project's spec; copy them
+  * ARB-Loss rows: the ARB README has no table and the paper's numbers are not reproduced here; copy them
     from the Neurocomputing article / arXiv 2204.08735 before using them as targets. Orientation from the same
     trainer (MiSLAS README, stage 1 CE+mixup, top-1 / ECE): CIFAR-10-LT 87.6 / 78.1 / 72.8 and CIFAR-100-LT
     59.1 / 45.4 / 39.5 at ratio 10 / 50 / 100.

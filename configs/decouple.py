@@ -1,5 +1,5 @@
 """ImageNet-LT / iNaturalist 2018 rows of "Rethinking the Value of Labels" (imbalanced-semi-self `imagenet_inat/`,
-decoupling-style trainer, spec ARB_AND_SEMISELF §3.5), as
+decoupling-style trainer, imbalanced-semi-self `imagenet_inat/main.py`), as
 `--config configs/decouple.py:dataset=imagenet_lt|inaturalist,row=ce_uniform|ce_balanced|crt`.
 
 | row | upstream (ImageNet_LT/, iNaturalist18/) | sampler | features | batch | epochs |
@@ -13,7 +13,8 @@ All rows: plain CE, SGD momentum 0.9, lr 0.2 for features and classifier, weight
 lr_e = ½·lr·(1 + cos(π(e+1)/E)), the last epoch at lr 0), ⌊N/B⌋ steps per epoch whatever the sampler,
 ResNet-50 (conv N(0, 2/fan_out), classifier PyTorch default init). Labels as in the split files (SS does not
 re-index by frequency). Augmentation: RandomResizedCrop 224 → flip → ColorJitter(0.4, 0.4, 0.4) on ImageNet-LT,
-no ColorJitter on iNat (§1.4). Model selection: ImageNet-LT on its val list (20 per class), reported on test;
+no ColorJitter on iNat (the official CIFAR/SVHN transforms). Model selection: ImageNet-LT on its val list (20 per
+class), reported on test;
 iNat on its val list (which is the split reported). cRT: the classifier is re-initialised (`init.exclude`
 keeps the fresh `fc`), every other parameter frozen (`train.trainable = '^fc/'`) but BN still in train mode
 (`train.frozen_bn = 'train'`: running statistics keep updating on class-balanced batches, as upstream).

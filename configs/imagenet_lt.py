@@ -1,4 +1,4 @@
-"""ImageNet-LT, ResNet-50, ARB repository rows (spec §2.6): `--config configs/imagenet_lt.py:row=R`.
+"""ImageNet-LT, ResNet-50, ARB repository rows (ARB's shipped configs): `--config configs/imagenet_lt.py:row=R`.
 
 Rows: ce (batch 1024), arb (batch counts, 768), arb_ugcc (global counts, 768), arb_ugcc_mixup (global counts +
 mixup α = 0.2, 1024; the default). All 200 epochs, lr 0.1 cosine, wd 5e-4. Details: configs/large_lt.py.
@@ -11,7 +11,7 @@ Commands:
       --workdir runs/inlt_ugcc_mixup
 (--config.data.root: the ImageNet root the ImageNet_LT_*.txt paths are relative to, holding the lists or with
 --config.data.lists_dir; `:row=R,source=tfds` reads TFDS imagenet_lt from --config.data.data_dir instead.)
-Published: the ARB paper's ImageNet-LT numbers are not in this project's spec (arXiv 2204.08735). MiSLAS stage 1
+Published: the ARB paper's ImageNet-LT numbers are not reproduced here (arXiv 2204.08735). MiSLAS stage 1
 (CE + mixup, same trainer, ResNet-50): 45.5% top-1, ECE 7.98%.
 """
 

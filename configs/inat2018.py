@@ -1,4 +1,4 @@
-"""iNaturalist 2018, ResNet-50, ARB repository rows (spec §2.6): `--config configs/inat2018.py:row=R`.
+"""iNaturalist 2018, ResNet-50, ARB repository rows (ARB's shipped configs): `--config configs/inat2018.py:row=R`.
 
 Rows: ce, arb_ugcc (global counts), arb_ugcc_mixup (global counts + mixup α = 0.2; the default). All batch 1024,
 200 epochs, lr 0.1 cosine, wd 1e-4, iNat normalisation (0.466, 0.471, 0.380) / (0.195, 0.194, 0.192) with
@@ -11,7 +11,7 @@ Commands:
       --workdir runs/inat_ugcc_mixup
 (--config.data.root: the folder the iNaturalist18_train.txt / iNaturalist18_val.txt paths are relative to;
 `:row=R,source=tfds` reads TFDS i_naturalist2018 instead.)
-Published: the ARB paper's iNat numbers are not in this project's spec (arXiv 2204.08735). MiSLAS stage 1 (CE +
+Published: the ARB paper's iNat numbers are not reproduced here (arXiv 2204.08735). MiSLAS stage 1 (CE +
 mixup, same trainer, ResNet-50): 66.9% top-1, ECE 5.37%.
 """
 

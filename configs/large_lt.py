@@ -1,17 +1,26 @@
-"""Large-scale long-tailed rows of the ARB-Loss repository (spec ARB_AND_SEMISELF §2.6) on ImageNet-LT,
+"""Large-scale long-tailed rows of the ARB-Loss repository (ARB's shipped configs) on ImageNet-LT,
 iNaturalist 2018 and Places-LT, as `--config configs/large_lt.py:dataset=D,row=R[,source=files|tfds]` (the thin
 configs imagenet_lt.py / inat2018.py / places_lt.py name the same rows).
 
-| dataset     | row             | loss | counts | mixup α | backbone                      | batch | lr  | wd   | epochs |
+| dataset     | row             | loss | counts | mixup α | backbone                      | batch | lr  | wd   | epochs
+|
 |-------------|-----------------|------|--------|---------|-------------------------------|-------|-----|------|--------|
-| imagenet_lt | ce              | CE   | –      | –       | ResNet-50                     | 1024  | 0.1 | 5e-4 | 200    |
-| imagenet_lt | arb             | ARB  | batch  | –       | ResNet-50                     | 768   | 0.1 | 5e-4 | 200    |
-| imagenet_lt | arb_ugcc        | ARB  | global | –       | ResNet-50                     | 768   | 0.1 | 5e-4 | 200    |
-| imagenet_lt | arb_ugcc_mixup  | ARB  | global | 0.2     | ResNet-50                     | 1024  | 0.1 | 5e-4 | 200    |
-| inat2018    | ce              | CE   | –      | –       | ResNet-50                     | 1024  | 0.1 | 1e-4 | 200    |
-| inat2018    | arb_ugcc        | ARB  | global | –       | ResNet-50                     | 1024  | 0.1 | 1e-4 | 200    |
-| inat2018    | arb_ugcc_mixup  | ARB  | global | 0.2     | ResNet-50                     | 1024  | 0.1 | 1e-4 | 200    |
-| places_lt   | arb_ugcc_mixup  | ARB  | global | 0.2     | frozen R-152 trunk + block    | 1024  | 0.1 | 5e-4 | 90     |
+| imagenet_lt | ce              | CE   | –      | –       | ResNet-50                     | 1024  | 0.1 | 5e-4 | 200
+|
+| imagenet_lt | arb             | ARB  | batch  | –       | ResNet-50                     | 768   | 0.1 | 5e-4 | 200
+|
+| imagenet_lt | arb_ugcc        | ARB  | global | –       | ResNet-50                     | 768   | 0.1 | 5e-4 | 200
+|
+| imagenet_lt | arb_ugcc_mixup  | ARB  | global | 0.2     | ResNet-50                     | 1024  | 0.1 | 5e-4 | 200
+|
+| inat2018    | ce              | CE   | –      | –       | ResNet-50                     | 1024  | 0.1 | 1e-4 | 200
+|
+| inat2018    | arb_ugcc        | ARB  | global | –       | ResNet-50                     | 1024  | 0.1 | 1e-4 | 200
+|
+| inat2018    | arb_ugcc_mixup  | ARB  | global | 0.2     | ResNet-50                     | 1024  | 0.1 | 1e-4 | 200
+|
+| places_lt   | arb_ugcc_mixup  | ARB  | global | 0.2     | frozen R-152 trunk + block    | 1024  | 0.1 | 5e-4 | 90
+|
 
 All: SGD momentum 0.9 (weight decay on every trainable parameter), the ARB cosine schedule lr·½(1 + cos(π̃e/E)) set
 once per epoch without warm-up, shuffled instance sampling with the last partial batch kept, RandomResizedCrop 224 +
@@ -23,7 +32,8 @@ global batch (upstream: per GPU under DDP; docs/DEVIATIONS.md).
 
 Places-LT: the ImageNet-pretrained trunk minus its last block is frozen (eval-mode BN, no gradient), a fresh
 bottleneck + linear head train (`train.trainable='^(block|fc)/'`). ARB's config names ResNet-50 but cannot load it
-(spec §1.5 bug); the default here is MiSLAS's ResNet-152 (`depth=152`), `depth=50` gives ARB's stated backbone.
+(the official ResNets bug); the default here is MiSLAS's ResNet-152 (`depth=152`), `depth=50` gives ARB's stated
+backbone.
 The trunk comes from torchvision's ImageNet weights converted once with ltjax/tools/convert_torchvision.py into
 `pretrained/resnet{depth}_torchvision.npz` (or pass --config.init.workdir=PATH); `pretrained=0` reproduces
 upstream's `not_pretrained: True` (a random frozen trunk).
@@ -31,7 +41,7 @@ upstream's `not_pretrained: True` (a random frozen trunk).
 Data: `source=files` (default) reads the split files under --config.data.root (README: Data); `source=tfds` reads
 TFDS imagenet_lt / i_naturalist2018 from --config.data.data_dir.
 
-Published numbers: the ARB README has no table and the paper's numbers are not in this project's spec (copy them
+Published numbers: the ARB README has no table and the paper's numbers are not reproduced here (copy them
 from arXiv 2204.08735 before using them as targets). The same trainer with CE + mixup (MiSLAS stage 1, README,
 top-1 / ECE): ImageNet-LT ResNet-50 45.5% / 7.98%, iNaturalist 2018 ResNet-50 66.9% / 5.37%, Places-LT ResNet-152
 29.4% / 16.7%.

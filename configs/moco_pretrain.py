@@ -1,5 +1,6 @@
 """MoCo v2 self-supervised pre-training on the long-tailed training list (imbalanced-semi-self `pretrain_moco.py`,
-spec ARB_AND_SEMISELF §3.6), the "SSP" of the ImageNet-LT / iNaturalist rows of §3.5, as
+imbalanced-semi-self `pretrain_moco.py`), the "SSP" of the ImageNet-LT / iNaturalist rows of imbalanced-semi-self
+`imagenet_inat/main.py`, as
 `--config configs/moco_pretrain.py:dataset=imagenet_lt|inaturalist`.
 
 Settings (upstream defaults, `--mlp --aug-plus --cos` always on): ResNet-50 query/key encoders with the MLP head

@@ -1,5 +1,5 @@
-"""Long-tailed partial-label learning on CIFAR-10-LT / CIFAR-100-LT (RECORDS README tables, spec SBCL_AND_RECORDS
-§B.8–§B.11): every cell as `--config configs/records_cifar.py:ARGS`.
+"""Long-tailed partial-label learning on CIFAR-10-LT / CIFAR-100-LT (RECORDS README tables, RECORDS' schedules; the
+RECORDS README's results): every cell as `--config configs/records_cifar.py:ARGS`.
 
 ARGS = `dataset=cifar10|cifar100,imb=0.01|0.02,q=Q,row=ROW[,nu=1]` (defaults cifar10, 0.01, 0.3, corr_records).
   imb  ρ as imb_factor: 0.02 ⇔ imbalance ratio 50, 0.01 ⇔ 100.
@@ -13,22 +13,27 @@ Rows:
   solar               SoLar (w/ Mixup) (train_solar.py): est_epochs 100 / 20, ρ 0.2→0.6 / 0.2→0.5,
                       γ (0.1, 0.01) / (0.05, 0.01) for CIFAR-10 / CIFAR-100; 800 final epochs after the
                       pre-estimation stage, so train.epochs = 900 / 820.
-"CORR + Oracle-LA" is not implemented upstream (§B.11) and has no row.
+"CORR + Oracle-LA" is not implemented upstream (the RECORDS README's results) and has no row.
 
 Shared settings (README commands): ResNet-18 (CIFAR, `resnet18_cifar`), SGD lr 0.01, momentum 0.9, weight decay
 1e-3, cosine to lr·1e-3 (`records_cosine`), 800 epochs, batch 256 (drop_last), seed 123, upd_start 1; weak/strong
-views of §B.2.3 normalised with the train statistics (CIFAR-10's for CIFAR-10, CIFAR-100's for CIFAR-100); test and
-SoLar's prior estimation use CIFAR-100's statistics for both datasets (§B.12.1); selection on the test set (the code
+views of RECORDS' transforms normalised with the train statistics (CIFAR-10's for CIFAR-10, CIFAR-100's for CIFAR-100);
+test and
+SoLar's prior estimation use CIFAR-100's statistics for both datasets (the RECORDS code's known issues); selection on
+the test set (the code
 logs the best epoch; the README does not say whether its numbers are best or final). Evaluation reports the exact
 top-1 (`top1`), the official per-batch mean (`top1_batch_mean`, batches of 1024) and SoLar's rank-based
 many/medium/few (`*_rank`).
 
 Commands, e.g. (the README's five):
   python main.py --config configs/records_cifar.py:dataset=cifar10,imb=0.01,q=0.3,row=corr --workdir runs/c10_corr
-  python main.py --config configs/records_cifar.py:dataset=cifar10,imb=0.01,q=0.3,row=corr_records --workdir runs/c10_rec
-  python main.py --config configs/records_cifar.py:dataset=cifar100,imb=0.01,q=0.03,row=corr_records,nu=1 --workdir runs/c100nu_rec
+  python main.py --config configs/records_cifar.py:dataset=cifar10,imb=0.01,q=0.3,row=corr_records --workdir
+  runs/c10_rec
+  python main.py --config configs/records_cifar.py:dataset=cifar100,imb=0.01,q=0.03,row=corr_records,nu=1 --workdir
+  runs/c100nu_rec
   python main.py --config configs/records_cifar.py:dataset=cifar10,imb=0.01,q=0.3,row=solar --workdir runs/c10_solar
-  python main.py --config configs/records_cifar.py:dataset=cifar10,imb=0.01,q=0.3,row=corr_records_mixup --workdir runs/c10_mix
+  python main.py --config configs/records_cifar.py:dataset=cifar10,imb=0.01,q=0.3,row=corr_records_mixup --workdir
+  runs/c10_mix
 
 Published top-1 (%), RECORDS README (`PUBLISHED[(dataset, ratio, q)][row]`; ratio 50 ⇔ imb=0.02, 100 ⇔ 0.01):
   CIFAR-10-LT   ρ=50: q=0.3 / 0.5 / 0.7      ρ=100: q=0.3 / 0.5 / 0.7
@@ -41,7 +46,7 @@ Published top-1 (%), RECORDS README (`PUBLISHED[(dataset, ratio, q)][row]`; rati
     corr_records        48.06 / 45.56 / 42.51      42.25 / 40.59 / 38.65
     solar               47.93 / 46.85 / 45.1       42.51 / 41.71 / 39.15
     corr_records_mixup  52.08 / 50.58 / 47.91      46.57 / 45.22 / 44.73
-  CIFAR-100-LT-NU: the paper's table could not be retrieved (spec §B.11); no published number here.
+  CIFAR-100-LT-NU: the paper's table could not be retrieved (the RECORDS README's results); no published number here.
 Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir (see README: Data).
 """
 
@@ -115,7 +120,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.data.name = ds
   c.data.imb_factor = float(a["imb"])
   c.data.drop_remainder = True  # drop_last=True
-  c.data.mean, c.data.std = CIFAR100_STATS  # the test transform, for both datasets (spec B.12.1)
+  c.data.mean, c.data.std = CIFAR100_STATS  # the test transform, for both datasets (the RECORDS code's known issues)
   if nu:
     c.data.count_shuffle_seed = c.seed  # --hierarchical also shuffles the class sizes with Python's random
   else:
@@ -140,5 +145,5 @@ def published(arg: str = "") -> float:
   """The README's top-1 for a config argument string (KeyError for cells the README does not report)."""
   a = parse_args(arg, dataset="cifar10", imb="0.01", q="0.3", row="corr_records", nu="0")
   if a["nu"] in ("1", "true", "True"):
-    raise KeyError("CIFAR-100-LT-NU: no published number (spec B.11)")
+    raise KeyError("CIFAR-100-LT-NU: no published number (the RECORDS README's results)")
   return PUBLISHED[(a["dataset"], RATIOS[a["imb"]], float(a["q"]))][a["row"]]

@@ -2,8 +2,9 @@
 
 The digits (scikit-learn's 8×8 handwritten digits, no download) made long-tailed with ρ = 0.1 (144 → 14 images per
 class, 585 in all), every training image given a candidate set with flip probability q = 0.3 (expected size
-1 + 0.3·9 = 3.7) drawn on the selection's RandomState as for CIFAR (spec B.2.2). ResNet-8, both views the
-un-augmented image (`views = plain`: the resized crops of spec B.2.3 destroy 8×8 digits), the RECORDS schedule
+1 + 0.3·9 = 3.7) drawn on the selection's RandomState as for CIFAR (RECORDS' candidate-set generation). ResNet-8, both
+views the
+un-augmented image (`views = plain`: the resized crops of RECORDS' transforms destroy 8×8 digits), the RECORDS schedule
 (cosine to lr·1e-3, wd 1e-3) shortened to 30 epochs with lr 0.1.
 
 ARGS = `row=corr|corr_records|corr_records_mixup|solar` (default corr_records_mixup).

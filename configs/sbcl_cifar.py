@@ -1,4 +1,5 @@
-"""SBCL (Hou et al., ICCV 2023) on CIFAR-10/100-LT with ResNet-32, both stages (spec SBCL_AND_RECORDS Part A),
+"""SBCL (Hou et al., ICCV 2023) on CIFAR-10/100-LT with ResNet-32, both stages (SBCL (Hou et al., ICCV 2023; official
+code)),
 as `--config configs/sbcl_cifar.py:ARGS`, ARGS = `dataset=cifar10|cifar100,imb=0.01|0.02|0.1,stage=1|2,rule=...`
 (all optional; defaults cifar100, 0.01, stage 1, rule drw).
 
@@ -28,9 +29,10 @@ Commands (stage 1, then stage 2 on its run):
       --config.init.workdir=runs/sbcl_c100_s1 --workdir runs/sbcl_c100_s2_drw
 (`rule=cb` for the classifier-balancing row; `dataset=cifar10` / `imb=0.02|0.1` for the other settings.)
 
-Published numbers (A.9): the SBCL README has no table. Paper (arXiv 2306.15925) top-1 on CIFAR-100-LT, ResNet-32,
+Published numbers (the SBCL README's results): the SBCL README has no table. Paper (arXiv 2306.15925) top-1 on
+CIFAR-100-LT, ResNet-32,
 stage 2 LDAM (`rule=drw`), imbalance 100 / 50 / 10: 44.9 / 48.7 / 57.9 — RECALLED, UNVERIFIED (the paper could not
-be opened here; check its Table 1 before using them as targets). No CIFAR-10-LT number is given in the spec.
+be opened here; check its Table 1 before using them as targets). No CIFAR-10-LT number is recorded here.
 Expected cost: stage 1 is 1000 epochs of 2 × 10,847 ResNet-32 forward/backward passes plus 99 re-clusterings
 (docs/BENCHMARKS.md: SBCL) — an accelerator job; stage 2 trains one linear layer.
 Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir (see README: Data).
@@ -52,7 +54,7 @@ STAGE2_RULES = {
 
 
 def stage1(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The stage-1 recipe of SimCLR/main.py on top of a data section (spec A.6.1)."""
+  """The stage-1 recipe of SimCLR/main.py on top of a data section (SBCL `SimCLR/main.py`)."""
   from ltjax.methods.sbcl import SBCL
   c.method = "sbcl"
   c.sbcl = SBCL.config_defaults()
@@ -78,7 +80,8 @@ def stage1(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def stage2(c: ml_collections.ConfigDict, rule: str) -> ml_collections.ConfigDict:
-  """The stage-2 recipe of SimCLR/linear_classify.py (spec A.3.3, A.5.5, A.6.2) for `rule`."""
+  """The stage-2 recipe of SimCLR/linear_classify.py (SBCL's stage-2 heads, SBCL `SimCLR/linear_classify.py`, SBCL
+  `SimCLR/linear_classify.py`) for `rule`."""
   if rule not in STAGE2_RULES:
     raise ValueError(f"unknown stage-2 rule '{rule}' (known: {sorted(STAGE2_RULES)})")
   loss, head, train_rule, schedule, epochs = STAGE2_RULES[rule]

@@ -1,4 +1,5 @@
-"""SBCL on ImageNet-LT (`moco/` code base; spec SBCL_AND_RECORDS A.2.3, A.3.4–A.3.5, A.5.4, A.6.3–A.6.4), as
+"""SBCL on ImageNet-LT (`moco/` code base; SBCL's ImageNet-LT data (`moco/`), SBCL `moco/moco.py`; SBCL's stage-2
+ImageNet head, SBCL `moco/loss.py`, SBCL `moco/main.py`; SBCL `moco/linear_classify.py`), as
 `--config configs/sbcl_imagenet.py:stage=1|2[,rule=cb|drw][,init=PATH]`.
 
 stage=1 — representation (`moco/main.py`), ONE run of 400 epochs holding both upstream phases:
@@ -12,12 +13,15 @@ stage=1 — representation (`moco/main.py`), ONE run of 400 epochs holding both 
     (`sbcl_moco_cosine`: lr_e = 0.1·½(1 + cos(π (e mod 200)/200))). Key encoder and queues carry over.
 stage=2 — linear classifier (`moco/linear_classify.py`), README `--lr 10 --batch_size 2048 --train_rule CB
   --epochs 40 --schedule 20 30`:
-  the stage-1 query encoder (projection dropped) frozen but in train mode (BN keeps updating, A.6.4), a fresh
+  the stage-1 query encoder (projection dropped) frozen but in train mode (BN keeps updating, SBCL
+  `moco/linear_classify.py`), a fresh
   `fc` Linear(2048, 1000) ~ N(0, 0.01²), bias 0; class-aware sampler (4 per class) truncated to
   ⌊115,846/2048⌋ = 56 steps per epoch, drop_last; SGD lr 10, momentum 0.9, wd 0, ×0.1 once e+1 ≥ 20 and again
-  once e+1 ≥ 30 (`sbcl_imagenet_linear_step`); train views RandomResizedCrop 224 + flip (no ColorJitter); best test top-1
+  once e+1 ≥ 30 (`sbcl_imagenet_linear_step`); train views RandomResizedCrop 224 + flip (no ColorJitter); best test
+  top-1
   with many/medium/few (>100 / <20) is reported.
-  rule=drw: upstream's `--train_rule DRW` crashes (its cosine head is hard-wired to 64 → 100, A.10 item 10) and its
+  rule=drw: upstream's `--train_rule DRW` crashes (its cosine head is hard-wired to 64 → 100, the SBCL code's known
+  issues) and its
   `epoch // 60` never reaches the re-weighting with 40 epochs. Here it runs as the evident intent with the bug
   fixed: cosine head 2048 → 1000, LDAM (max margin 0.5, s = 30), class weights 1 throughout (β = 0, as
   `epoch // 60 = 0` gives), plain shuffling (no sampler), see docs/DEVIATIONS.md.
@@ -28,7 +32,8 @@ Commands:
   python main.py --config configs/sbcl_imagenet.py:stage=2,init=runs/sbcl_in_s1 --workdir runs/sbcl_in_s2 \\
       --config.data.root=/data/imagenet
 
-Published (SBCL paper, ICCV 2023, recalled and UNVERIFIED — the README has no table, spec A.9): ImageNet-LT
+Published (SBCL paper, ICCV 2023, recalled and UNVERIFIED — the README has no table, the SBCL README's results):
+ImageNet-LT
 ResNet-50 top-1 53.4 (many 63.8 / medium 51.3 / few 31.2).
 """
 

@@ -1,5 +1,6 @@
-"""Fine-tuning from a rotation pre-trained model — the CIFAR SSP rows of "Rethinking the Value of Labels" (spec
-ARB_AND_SEMISELF §3.2 `train.py --pretrained_model`, §3.4): step 2 after configs/ss_rotation.py.
+"""Fine-tuning from a rotation pre-trained model — the CIFAR SSP rows of "Rethinking the Value of Labels"
+(imbalanced-semi-self `train.py` `train.py --pretrained_model`, imbalanced-semi-self `pretrain_rot.py`): step 2 after
+configs/ss_rotation.py.
 
 ARGS = `dataset=cifar10|cifar100,imb=0.01|0.02|0.1,row=ROW,pretrained=RUN` (defaults cifar10, 0.01, ce_uniform,
 runs/ss_rot_<dataset>_<imb>, the workdir the ss_rotation command of the chain writes).
@@ -13,7 +14,8 @@ freezing, no layer-wise lr).
 Rows:
   ce_uniform   CE(Uniform)+SSP: plain CE, instance-uniform batches     (= cifar_lt row ce_ss)
   ce_balanced  CE(Balanced)+SSP: CE with class-balanced resampling      (= cifar_lt row cb_resample; the README does
-               not say which code path "Balanced" is on CIFAR, spec §3.8.3 — row cb_reweight is the other reading)
+               not say which code path "Balanced" is on CIFAR, the imbalanced-semi-self code's known issues — row
+               cb_reweight is the other reading)
   and the other SS/LDAM rows + SSP: ce_ss, cb_resample, cb_reweight, ce_drw, focal, ldam, ldam_drw.
 
 Chain (docs/SEMI_SELF.md):
@@ -40,7 +42,7 @@ PUBLISHED_ERROR = {
     ("cifar10", "0.1"): (12.28, 11.57), ("cifar10", "0.02"): (21.80, 19.60), ("cifar10", "0.01"): (26.50, 23.47),
     ("cifar100", "0.1"): (42.93, 41.94), ("cifar100", "0.02"): (54.96, 52.91), ("cifar100", "0.01"): (59.60, 56.94),
 }
-# The official rule (§3.2): drop every state_dict key containing 'linear' or 'fc'.
+# The official rule (imbalanced-semi-self `train.py`): drop every state_dict key containing 'linear' or 'fc'.
 EXCLUDE = ("fc", "linear")
 
 

@@ -1,8 +1,9 @@
-"""Rotation self-supervised pre-training on CIFAR-10/100-LT (spec ARB_AND_SEMISELF §3.4, `pretrain_rot.py -a
+"""Rotation self-supervised pre-training on CIFAR-10/100-LT (imbalanced-semi-self `pretrain_rot.py`, `pretrain_rot.py -a
 resnet32`): step 1 of the "Rethinking the Value of Labels" SSP rows (NeurIPS 2020, Table 4 / the SS README).
 
 ARGS = `dataset=cifar10|cifar100,imb=0.01|0.02|0.1` (defaults cifar10, 0.01). The training set is the long-tailed
-subset of §1.1 with the same ρ (labels ignored). Each batch (after crop/flip/normalise) gets rotation ids k = the
+subset of LDAM-DRW `imbalance_cifar.py` with the same ρ (labels ignored). Each batch (after crop/flip/normalise) gets
+rotation ids k = the
 first B of a permutation of [0,1,2,3]·(⌊B/4⌋+1), image i is rotated by k_i·90° and a 4-way ResNet-32 head is trained
 with CE on k (ltjax/methods/semi_self/rotation.py). SGD 0.1, momentum 0.9, wd 2e-4, batch 128, 200 epochs, the SS step
 schedule (warm-up 5, ×0.01 after epoch 160, ×1e-4 after 180; `--config.optim.legacy_order=True` for the pre-2021
@@ -33,7 +34,8 @@ def workdir(dataset: str, imb: str) -> str:
 def get_config(arg: str = ""):
   a = cifar_lt.parse_args(arg, dataset="cifar10", imb="0.01")
   if a["dataset"] not in DATASETS:
-    raise ValueError(f"rotation pre-training runs on {list(DATASETS)} (spec §3.4), got dataset '{a['dataset']}'")
+    raise ValueError(f"rotation pre-training runs on {list(DATASETS)} (imbalanced-semi-self `pretrain_rot.py`), "
+                     f"got dataset '{a['dataset']}'")
   c = cifar_lt.get_config(f"dataset={a['dataset']},imb={a['imb']},row=ce_ss")
   c.method = "rotation"
   c.train.eval_every = 0

@@ -1,5 +1,5 @@
 """Semi-supervised learning with pseudo-labels, CE + D_U@5x — the semi-supervised rows of "Rethinking the Value of
-Labels" (spec ARB_AND_SEMISELF §3.3, `train_semi.py`), CIFAR-10-LT with TinyImages and SVHN-LT with SVHN extra.
+Labels" (imbalanced-semi-self `train_semi.py`), CIFAR-10-LT with TinyImages and SVHN-LT with SVHN extra.
 
 ARGS = `dataset=cifar10|svhn,imb=0.02,imb_u=1.0|0.04|0.02|0.01,row=ce_ss,pool=POOL,pseudo=FILE,pretrained=RUN`
 (defaults cifar10, 0.02, 0.02, ce_ss; pool data/ti_80M_selected.pickle for cifar10 and svhn_extra (TFDS
@@ -7,7 +7,8 @@ svhn_cropped `extra`) for svhn; pseudo data/pseudo_labeled_<dataset>_<imb>.npz; 
 factor: 1.0 balanced, 0.04 / 0.02 / 0.01 ↔ unlabeled imbalance ratio 25 / 50 / 100. `pretrained=RUN` also
 initialises from a rotation pre-training run (train_semi.py --pretrained_model; head dropped as in ss_finetune).
 
-Training set: the labeled long-tailed subset (§1.1/§1.2, ρ = imb) followed by D_U — T = 5·Σn_c pool images,
+Training set: the labeled long-tailed subset (LDAM-DRW `imbalance_cifar.py`; imbalanced-semi-self's SVHN-LT, ρ = imb)
+followed by D_U — T = 5·Σn_c pool images,
 u_c = ⌊⌊⌊T/C⌋·ρ_U^{c/(C−1)}⌋·T/Σraw⌋ per class, chosen by the pool's own ("truth") labels with the same legacy
 RandomState stream right after the labeled selection, each with its *pseudo* label as target (ltjax/data/unlabeled.py).
 Then the ordinary supervised run on the merged set: uniform batches of 256 mixing labeled and pseudo-labeled
@@ -19,7 +20,8 @@ Chain (docs/SEMI_SELF.md), e.g. CIFAR-10-LT ρ = 50, ρ_U = 50:
   python main.py --config configs/cifar_lt.py:dataset=cifar10,imb=0.02,row=ce_ss --workdir runs/ss_base_cifar10_0.02
   python -m ltjax.tools.pseudolabel --workdir runs/ss_base_cifar10_0.02 --pool data/ti_80M_selected.pickle \\
       --out data/pseudo_labeled_cifar10_0.02.npz
-  python main.py --config configs/ss_semi.py:dataset=cifar10,imb=0.02,imb_u=0.02 --workdir runs/ss_semi_cifar10_0.02_u0.02
+  python main.py --config configs/ss_semi.py:dataset=cifar10,imb=0.02,imb_u=0.02 --workdir
+  runs/ss_semi_cifar10_0.02_u0.02
 SVHN-LT: base `configs/svhn_lt.py:imb=0.02,row=ce_ss` → runs/ss_base_svhn_0.02, then `--pool svhn_extra --out
 data/pseudo_labeled_svhn_0.02.npz`, then `configs/ss_semi.py:dataset=svhn,imb=0.02,imb_u=…`. The official pseudo-label
 pickles (pseudo_labeled_cifar.pickle, `extrapolated_targets`) work as `pseudo=` too (length-checked only).
@@ -51,7 +53,8 @@ def get_config(arg: str = ""):
   a = cifar_lt.parse_args(arg, dataset="cifar10", imb="0.02", imb_u="0.02", row="ce_ss", pool="", pseudo="",
                           pretrained="")
   if a["dataset"] not in DATASETS:
-    raise ValueError(f"semi-supervised rows exist for {list(DATASETS)} (spec §3.3), got dataset '{a['dataset']}'")
+    raise ValueError(f"semi-supervised rows exist for {list(DATASETS)} (imbalanced-semi-self `train_semi.py`), "
+                     f"got dataset '{a['dataset']}'")
   if a["dataset"] == "svhn":
     c = svhn_lt.get_config(f"imb={a['imb']},row={a['row']}")
   else:

@@ -1,4 +1,4 @@
-"""SVHN-LT (spec ARB_AND_SEMISELF §1.2) with ResNet-32: the imbalanced-semi-self supervised recipe.
+"""SVHN-LT (imbalanced-semi-self's SVHN-LT) with ResNet-32: the imbalanced-semi-self supervised recipe.
 
 N_full = 1000 per class, classes in the order [1..9, 0] (digit 0 is the rarest), normalisation 0.5/0.5, CIFAR
 augmentation. ARGS = `imb=0.02,row=ce_ss` with the rows of configs/cifar_lt.py.

@@ -43,10 +43,10 @@ def default() -> ml_collections.ConfigDict:
   c.data.path = ""  # data.name = 'npz': a .npz of x_train, y_train, x_test, y_test (uint8 NHWC or NHW images)
   c.data.imb_type = "exp"  # exp | step | none
   c.data.imb_factor = 0.01  # ρ ∈ (0, 1]; the paper's imbalance ratio is 1/ρ.
-  c.data.rand_number = 0  # seed of the legacy-RandomState subset selection (spec §1.1).
+  c.data.rand_number = 0  # seed of the legacy-RandomState subset selection (LDAM-DRW `imbalance_cifar.py`).
   c.data.val_per_class = 0  # >0: balanced validation split from train images the subset does not use.
   # Upper bounds of the many and medium label ranges ([0,a), [a,b), [b,C)) for the index-range definition of
-  # many/medium/few (spec §1.7); () = report only the threshold definition.
+  # many/medium/few (MiSLAS/ARB's evaluation); () = report only the threshold definition.
   c.data.group_bounds = ()
   c.data.drop_remainder = False  # False keeps the last partial batch, as the official loaders do.
   # Where training batches are made (ltjax/data/device.py, docs/ARCHITECTURE.md "Data paths"): 'device' keeps an
@@ -72,7 +72,8 @@ def default() -> ml_collections.ConfigDict:
   c.distributed.process_id = -1
   c.distributed.cluster_detection = False  # True: let JAX detect SLURM / Open MPI / TPU pods itself
   c.distributed.initialization_timeout = 300  # seconds to wait for all processes
-  # Semi-supervised D_U (spec §3.3, ltjax/data/unlabeled.py): off while pseudo_labels is "". The pool's images are
+  # Semi-supervised D_U (imbalanced-semi-self `train_semi.py`, ltjax/data/unlabeled.py): off while pseudo_labels is "".
+  # The pool's images are
   # appended to the long-tailed training set with their pseudo labels as targets.
   c.data.unlabeled = ml_collections.ConfigDict()
   c.data.unlabeled.pool = ""  # TinyImages selection .pickle | 'svhn_extra' | .npy/.npz | image folder
@@ -82,11 +83,13 @@ def default() -> ml_collections.ConfigDict:
   c.data.unlabeled.select_by = "truth"  # truth (official: pool labels choose counts) | pseudo | all (whole pool)
   c.data.unlabeled.allow_fewer = False  # True: a class short of pool images adds what it has (official, silent)
   # Per-channel normalisation statistics for pixels in [0, 1], overriding the dataset's (used by evaluation and the
-  # default train recipe); () = the dataset's own. RECORDS tests CIFAR-10 with CIFAR-100 statistics (spec B.12.1).
+  # default train recipe); () = the dataset's own. RECORDS tests CIFAR-10 with CIFAR-100 statistics (the RECORDS code's
+  # known issues).
   c.data.mean = ()
   c.data.std = ()
   # >= 0: permute the position-indexed class counts with Python's random.Random(seed).shuffle before the selection
-  # (RECORDS `--hierarchical`, CIFAR-100-LT-NU: head/tail classes become random classes, spec B.2.1); -1 = off.
+  # (RECORDS `--hierarchical`, CIFAR-100-LT-NU: head/tail classes become random classes, RECORDS
+  # `utils/imbalance_cifar.py`); -1 = off.
   c.data.count_shuffle_seed = -1
 
   c.model = ml_collections.ConfigDict()
@@ -110,10 +113,12 @@ def default() -> ml_collections.ConfigDict:
   c.optim.nesterov = False
   c.optim.schedule = "arb_step"  # a key of ltjax.train.optim schedules
   c.optim.warmup_epochs = 5
-  c.optim.legacy_order = False  # ss_step only: the pre-2021 branch order (spec §3.2)
-  # sbcl_cosine only: False = the official warm-up with negative LRs in epoch 0 (SBCL spec A.10.1); True = fixed.
+  c.optim.legacy_order = False  # ss_step only: the pre-2021 branch order (imbalanced-semi-self `train.py`)
+  # sbcl_cosine only: False = the official warm-up with negative LRs in epoch 0 (SBCL the SBCL code's known issues);
+  # True = fixed.
   c.optim.fix_negative_warmup = False
-  c.optim.restart_epoch = 0  # records_cosine only: the schedule restarts here (SoLar's second stage, spec B.7)
+  # records_cosine only: the schedule restarts here (SoLar's second stage, RECORDS `train_solar.py`).
+  c.optim.restart_epoch = 0
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 200
@@ -123,7 +128,7 @@ def default() -> ml_collections.ConfigDict:
   c.train.log_every = 50  # steps
   # Train steps per compiled call (a lax.scan of the step; ltjax.train.step.make_multi_train_step). 0 = auto: 4 on
   # CPU when a step's images hold >= 65,536 values (CIFAR at batch 128 and up: XLA:CPU then allocates and the kernel
-  # zero-fills the step's temporaries once per call instead of once per step, +20-25% images/s), else 1. Results
+  # zero-fills the step's temporaries once per call instead of once per step; docs/BENCHMARKS.md), else 1. Results
   # do not depend on the grouping; the log and SIGTERM are served between calls.
   c.train.steps_per_call = 0
   c.train.checkpoint_every = 1  # epochs

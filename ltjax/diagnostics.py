@@ -12,7 +12,7 @@ present in y (C' of them):
 Pairwise cosine statistics use ‖Σ_c u_c‖² and ‖UᵀU‖²_F (D×D), never the C×C matrix, so they cost O(C·D²) and run
 for 8,142 classes.
 
-Attraction/repulsion gradient components (spec ARB_AND_SEMISELF §2.4), for class row c and sample class j:
+Attraction/repulsion gradient components (ARB `train_stage1.py`), for class row c and sample class j:
   G[c, j] = ‖ Σ_{i: y_i = j} q_ic f_i ‖₂,   q_ic = w_ic e^{z_ic} / Σ_k w_ik e^{z_ik} − 1{c = y_i}
 with w ≡ 1 for CE and w_ic = n_c / n_{y_i} for ARB. G[c, c] is the attraction of class c's samples to w_c, G[c, j≠c]
 the repulsion from class j's samples. Computed per class j from the within-class Gram matrix:

@@ -15,10 +15,9 @@ such blocks by mmap, so every step maps fresh pages and the kernel zero-fills al
 
 The trainer's default of several steps per compiled call (config.train.steps_per_call) already cuts those faults
 4-fold at no memory cost; on top of it this policy adds 2-5% (docs/BENCHMARKS.md, "Several train steps per compiled
-call"). Opt-in, `LTJAX_MALLOC_TUNING=1`, because it trades memory and compile time for step time. Measured on ResNet-32
-(docs/BENCHMARKS.md): 312–320 → 351–372 img/s at batch 128 (452 MB of temporaries), 305 → 368 fed by tf.data; but
-the resident memory stays at its high-water mark (1.5 → 3.3–3.7 GB), compiling is about 25% slower (XLA's compiler
-threads share the one arena: the 30-epoch digits quickstart takes 40 s instead of 34 s), and temporaries over
+call"). Opt-in, `LTJAX_MALLOC_TUNING=1`, because it trades memory and compile time for step time (figures in
+docs/BENCHMARKS.md): the resident memory stays at its high-water mark (about twice the default's), compiling is
+slower (XLA's compiler threads share the one arena), and temporaries over
 REUSE_LIMIT ran slower kept on the heap (batch 512: 1.8 GB; glibc trims a free top chunk beyond 2 GiB, the largest
 threshold mallopt takes), so those keep glibc's default. Long CIFAR-sized CPU runs are where it pays. Outside glibc
 (macOS, musl) it does nothing.

@@ -1,4 +1,4 @@
-"""Evaluation metrics on the host (numpy), from logits collected over the whole test set (spec ARB_AND_SEMISELF §1.7).
+"""Evaluation metrics on the host (numpy), from logits collected over the whole test set (MiSLAS/ARB's evaluation).
 
 Scales: the building blocks (`per_class_accuracy`, `group_accuracies` on fractions, `calibration`, `macro_f1`) work
 in fractions (0–1); `evaluate` reports every accuracy, ECE/MCE and macro F1 in **percent** (0–100), like the
@@ -71,7 +71,7 @@ def group_accuracies(per_class_acc: np.ndarray, groups: Dict[str, np.ndarray]) -
 
 
 def calibration(scores: np.ndarray, labels: np.ndarray, num_bins: int = 15, from_logits: bool = True) -> dict:
-  """Expected / maximum calibration error (ARB/MiSLAS, spec §1.7), as fractions.
+  """Expected / maximum calibration error (ARB/MiSLAS, MiSLAS/ARB's evaluation), as fractions.
 
   confidence_i = max_c p_ic (p = softmax(scores) in float64 if `from_logits`, else `scores` are probabilities),
   prediction_i = argmax_c p_ic (first index on ties). Bin b (0-based) holds the confidences in (b/B, (b+1)/B]

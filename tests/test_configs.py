@@ -1,4 +1,4 @@
-"""Every shipped config (each table row) builds and passes validation, and encodes the spec's settings."""
+"""Every shipped config (each table row) builds and passes validation, and encodes the official code's settings."""
 
 import itertools
 import json
@@ -22,11 +22,13 @@ def test_every_cifar_table_row_validates(dataset, imb, row):
 
 def test_rows_encode_the_spec_tables():
   arb = cifar_lt.get_config("row=arb")
-  assert (arb.loss.name, arb.loss.arb_counts, arb.supervised.mixup_alpha, arb.optim.schedule) == ("arb", "batch", 0.0, "arb_step")
+  assert (arb.loss.name, arb.loss.arb_counts, arb.supervised.mixup_alpha, arb.optim.schedule) == (
+      "arb", "batch", 0.0, "arb_step")
   assert cifar_lt.get_config("row=arb_ugcc").loss.arb_counts == "global"
   assert cifar_lt.get_config("row=arb_mixup").supervised.mixup_alpha == 1.0
   ldam = cifar_lt.get_config("row=ldam_drw")
-  assert (ldam.loss.name, ldam.supervised.train_rule, ldam.supervised.drw_epoch, ldam.optim.schedule) == ("ldam", "drw", 160, "ss_step")
+  assert (ldam.loss.name, ldam.supervised.train_rule, ldam.supervised.drw_epoch, ldam.optim.schedule) == (
+      "ldam", "drw", 160, "ss_step")
   assert cifar_lt.get_config("row=cb_resample").supervised.train_rule == "resample"
   assert cifar_lt.get_config("row=ce_mixup").optim.schedule == "mislas_step"
 
@@ -41,7 +43,8 @@ def test_other_configs_validate_and_bad_arguments_fail():
     cifar_lt.get_config("rho=0.1")
 
 
-# ------------------------------------------------------------------------------------------ RECORDS (spec B.8-B.11)
+# ------------------------------------------------------------------------------------------ RECORDS (RECORDS'
+# schedules; the RECORDS README's results)
 from configs import records_cifar, records_digits  # noqa: E402
 
 _RECORDS_CELLS = [(ds, imb, q, row) for ds in ("cifar10", "cifar100") for imb in ("0.02", "0.01")
@@ -109,20 +112,22 @@ def test_every_sbcl_setting_validates(dataset, imb, stage, rule):
 def test_sbcl_configs_encode_the_spec():
   s1 = sbcl_cifar.get_config("stage=1")
   assert (s1.method, s1.optim.lr, s1.optim.momentum, s1.optim.weight_decay, s1.train.batch_size, s1.train.epochs) \
-      == ("sbcl", 0.5, 0.9, 1e-4, 1024, 1000)                                      # A.6.1
+      == ("sbcl", 0.5, 0.9, 1e-4, 1024, 1000)                                      # SBCL `SimCLR/main.py`
   assert (s1.optim.schedule, s1.optim.warmup_epochs, s1.optim.fix_negative_warmup) == ("sbcl_cosine", 10, False)
   assert (s1.sbcl.loss_mode, s1.sbcl.warm_epochs, s1.sbcl.step, s1.sbcl.cluster) == ("rank", 10, 10, 10)
-  assert tuple(s1.sbcl.projection) == (64, 128) and s1.sbcl.temperature == 0.1      # A.3.2, A.5.1
-  assert (s1.sbcl.sbcl_temperature, s1.sbcl.sbcl_base_temperature, s1.sbcl.gamma) == (0.1, 0.07, 0.25)  # A.5.2
+  assert tuple(s1.sbcl.projection) == (64, 128) and s1.sbcl.temperature == 0.1  # SBCL `SupConResNet`, `SupConLoss`
+  # SBCL `SupConLoss_rank`:
+  assert (s1.sbcl.sbcl_temperature, s1.sbcl.sbcl_base_temperature, s1.sbcl.gamma) == (0.1, 0.07, 0.25)
   assert (s1.train.eval_every, s1.train.select_on, s1.data.drop_remainder) == (0, "last", False)
+  # SBCL `SimCLR/linear_classify.py`:
   for rule, want in {"drw": ("ldam", "cosine", "reweight", "sbcl_linear_step", 200),
                      "reweight": ("ldam", "cosine", "resample", "sbcl_linear_cosine", 200),
                      "cb": ("ce", "linear_torch", "class_aware", "sbcl_linear_cosine", 45),
-                     "ce": ("ce", "linear_torch", "none", "sbcl_linear_step", 200)}.items():    # A.5.5, A.6.2
+                     "ce": ("ce", "linear_torch", "none", "sbcl_linear_step", 200)}.items():
     c = sbcl_cifar.get_config(f"stage=2,rule={rule}")
     assert (c.loss.name, c.model.head, c.supervised.train_rule, c.optim.schedule, c.train.epochs) == want, rule
-    assert (c.method, c.optim.lr, c.optim.weight_decay, c.train.batch_size, c.supervised.cb_beta) == ("supervised", 0.1, 0.0,
-                                                                                           128, 0.9999)
+    assert (c.method, c.optim.lr, c.optim.weight_decay, c.train.batch_size, c.supervised.cb_beta) == (
+        "supervised", 0.1, 0.0, 128, 0.9999)
     assert (c.train.trainable, c.train.frozen_bn, c.init.checkpoint, c.init.strict) == ("^fc/", "eval", "last", True)
     assert (c.loss.ldam_max_m, c.loss.ldam_s) == (0.5, 30.0)
     assert c.init.required  # an empty init.workdir is refused (test_every_sbcl_setting_validates)
@@ -216,7 +221,7 @@ def test_moco_digits_stages_validate(stage):
   with pytest.raises(ValueError, match="stage must be"):
     moco_digits.get_config("stage=nope")
 # ----------------------------------------------------------------------------------------------------------------
-# Large-scale rows (spec §2.6)
+# Large-scale rows (ARB's shipped configs)
 from configs import imagenet_lt, inat2018, large_lt, places_lt  # noqa: E402
 
 LARGE_SPEC = {  # (dataset, row): (loss, counts, mixup α, batch, wd, epochs)
@@ -266,7 +271,8 @@ def test_large_scale_variants_and_bad_arguments():
   with pytest.raises(ValueError, match="depth"):
     places_lt.get_config("depth=101")
 # ---------------------------------------------------------------------------------------------------------------
-# Rethinking the Value of Labels: rotation SSP, fine-tuning, semi-supervised rows (spec §3.2–3.4, §5)
+# Rethinking the Value of Labels: rotation SSP, fine-tuning, semi-supervised rows (imbalanced-semi-self `train.py`;
+# imbalanced-semi-self `pretrain_rot.py`, the official READMEs)
 
 from configs import ss_finetune, ss_rotation, ss_semi  # noqa: E402
 
@@ -279,8 +285,8 @@ def _flat(c):
 def test_rotation_pretraining_rows_validate(dataset, imb):
   c = ss_rotation.get_config(f"dataset={dataset},imb={imb}")
   config_lib.validate(c)
-  assert (c.method, c.loss.name, c.supervised.train_rule, c.supervised.mixup_alpha, c.model.name) == ("rotation", "ce", "none", 0.0,
-                                                                                 "resnet32")
+  assert (c.method, c.loss.name, c.supervised.train_rule, c.supervised.mixup_alpha, c.model.name) == (
+      "rotation", "ce", "none", 0.0, "resnet32")
   assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.schedule) == (0.1, 0.9, 2e-4, "ss_step")
   assert (c.train.batch_size, c.train.epochs, c.train.eval_every, c.train.select_on) == (128, 200, 0, "last")
   assert (c.data.name, c.data.imb_factor, c.data.imb_type) == (dataset, float(imb), "exp")
@@ -302,7 +308,8 @@ def test_finetune_rows_are_the_supervised_rows_plus_init(dataset, imb, row):
 def test_finetune_rows_encode_the_readme_table():
   uni = ss_finetune.get_config("row=ce_uniform")
   bal = ss_finetune.get_config("row=ce_balanced")
-  assert (uni.loss.name, uni.supervised.train_rule, bal.loss.name, bal.supervised.train_rule) == ("ce", "none", "ce", "resample")
+  assert (uni.loss.name, uni.supervised.train_rule, bal.loss.name, bal.supervised.train_rule) == (
+      "ce", "none", "ce", "resample")
   assert ss_finetune.get_config("pretrained=/x/rot").init.workdir == "/x/rot"
   for (dataset, imb), errs in ss_finetune.PUBLISHED_ERROR.items():
     for e in errs:

@@ -1,4 +1,5 @@
-"""SBCL's queue losses (ltjax/losses/contrastive_queue.py) against float64 numpy loops written from spec SBCL_AND_RECORDS A.5.4."""
+"""SBCL's queue losses (ltjax/losses/contrastive_queue.py) against float64 numpy loops written from SBCL
+`moco/loss.py`."""
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ def np_logsoftmax(z):
 
 
 def np_sbcl_queue(logits, y, k, qy, qk, T=0.07, Tr=0.12, gamma=0.2):
-  """Loop over anchors, sets exactly as A.5.4 writes them."""
+  """Loop over anchors, sets exactly as SBCL `moco/loss.py` writes them."""
   B, K1 = logits.shape
   l1, l2 = [], []
   for i in range(B):

@@ -1,5 +1,5 @@
-"""Decoupling-style runs (ltjax/methods/semi_self/decouple.py): epoch orders of ⌊N/B⌋·B indices, the class-aware sampler,
-the in-batch shuffle, the SBCL N(0, 0.01²) classifier, and cRT on MoCo weights: only the classifier changes, BN
+"""Decoupling-style runs (ltjax/methods/semi_self/decouple.py): epoch orders of ⌊N/B⌋·B indices, the class-aware
+sampler, the in-batch shuffle, the SBCL N(0, 0.01²) classifier, and cRT on MoCo weights: only the classifier changes, BN
 running statistics update in 'train' mode and stay put in 'eval' mode (the MoCo → cRT chain on digits)."""
 
 import jax

@@ -1,4 +1,5 @@
-"""ltjax.data.imbalance against spec ARB_AND_SEMISELF §1.1 (counts table), §1.2 (SVHN order), §3.3 (D_U@5x) and
+"""ltjax.data.imbalance against LDAM-DRW `imbalance_cifar.py` (counts table), imbalanced-semi-self's SVHN-LT (SVHN
+order), imbalanced-semi-self `train_semi.py` (D_U@5x) and
 against an independent re-implementation of the official selection with numpy's *global* legacy RNG."""
 
 import numpy as np
@@ -10,7 +11,7 @@ SVHN_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Counts (spec §1.1 table)
+# Counts (LDAM-DRW `imbalance_cifar.py` table)
 
 
 @pytest.mark.parametrize("rho,expect,total", [
@@ -133,7 +134,8 @@ def test_selection_with_svhn_class_order_matches_the_official_rotation():
 
 
 def test_selection_continues_one_stream_for_the_unlabeled_part():
-  """Spec §3.3: the D_U selection draws from the same global stream right after the labeled selection."""
+  """Spec imbalanced-semi-self `train_semi.py`: the D_U selection draws from the same global stream right after the
+  labeled selection."""
   labels = (np.arange(5000) % 10)[np.random.RandomState(1).permutation(5000)]
   truth = np.random.RandomState(2).randint(0, 10, size=20000)
   lab_counts = imbalance.class_counts(500, 10, "exp", 0.1)
@@ -197,7 +199,7 @@ def test_balanced_holdout_refuses_too_few_candidates():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# D_U@5x (spec §3.3)
+# D_U@5x (imbalanced-semi-self `train_semi.py`)
 
 
 def test_unlabeled_counts_equal_the_spec_examples():

@@ -1,4 +1,5 @@
-"""Large-scale data (spec §1.3/§1.4): split files, early errors, frequency remapping, torchvision-faithful
+"""Large-scale data (the official split files; the official CIFAR/SVHN transforms): split files, early errors, frequency
+remapping, torchvision-faithful
 RandomResizedCrop / ColorJitter / Resize+CenterCrop against numpy references, the file-backed pipeline (resume,
 per-process slices, decode errors), and TFDS sources under mock data."""
 

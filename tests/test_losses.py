@@ -1,5 +1,6 @@
-"""ltjax.losses against independent float64 numpy references written from the spec formulas
-(ARB_AND_SEMISELF §2.1–2.3, §2.7, §3.1): values and gradients w.r.t. the logits, spec vectors, registry, errors."""
+"""ltjax.losses against independent float64 numpy references written from the papers' formulas
+(ARB `methods.py`; ARB/MiSLAS mixup (`train_stage1.py`), MiSLAS, imbalanced-semi-self `losses.py`): values and gradients
+w.r.t. the logits, per-class vectors, registry, errors."""
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,7 @@ CIFAR100_001 = np.array([int(500 * 0.01 ** (c / 99)) for c in range(100)])
 RTOL = 1e-5
 
 
-# ---------------------------------------------------------------- float64 numpy references (naive spec forms)
+# ---------------------------------------------------------------- float64 numpy references (naive textbook forms)
 
 def np_logsoftmax(z):
   m = z.max(1, keepdims=True)
@@ -40,7 +41,7 @@ def ref_ldam(z, y, m, s, w=None):
 
 
 def ref_arb_terms(z, y, n):
-  """Direct spec form: ẑ = clip, w_ic = n_c/n_y, S_i = Σ_c w_ic e^{ẑ_ic}, p_i = e^{ẑ_iy}/S_i."""
+  """Direct form: ẑ = clip, w_ic = n_c/n_y, S_i = Σ_c w_ic e^{ẑ_ic}, p_i = e^{ẑ_iy}/S_i."""
   zh = np.minimum(np.maximum(z, -30.0), 30.0)
   w = n[None, :] / n[y][:, None]
   S = (w * np.exp(zh)).sum(1)

@@ -1,4 +1,4 @@
-"""ltjax.metrics against hand-computed cases and independent loop references (spec ARB_AND_SEMISELF §1.7)."""
+"""ltjax.metrics against hand-computed cases and independent loop references (MiSLAS/ARB's evaluation)."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""Pure MoCo pieces (ltjax/methods/moco/core.py) against float64 numpy references written from spec §3.6: FIFO enqueue with the
+"""Pure MoCo pieces (ltjax/methods/moco/core.py) against float64 numpy references written from imbalanced-semi-self
+`pretrain_moco.py`: FIFO enqueue with the
 pointer wrap, momentum update, InfoNCE value and gradient, per-group BatchNorm and the shuffle-BN forward."""
 
 import jax

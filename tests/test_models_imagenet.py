@@ -1,4 +1,5 @@
-"""ImageNet ResNets (spec §1.5): torchvision parameter counts and paths, v1.5 strides, init, bf16, Places' frozen trunk."""
+"""ImageNet ResNets (the official ResNets): torchvision parameter counts and paths, v1.5 strides, init, bf16, Places'
+frozen trunk."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,5 @@
-"""LR schedules (spec ARB_AND_SEMISELF §2.4, §3.2, §3.5, §3.6) and PyTorch-SGD equivalence (§1.6)."""
+"""LR schedules (ARB `train_stage1.py`, imbalanced-semi-self `train.py`, imbalanced-semi-self `imagenet_inat/main.py`,
+imbalanced-semi-self `pretrain_moco.py`) and PyTorch-SGD equivalence (the official SGD settings)."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Pseudo-label semi-supervised learning end to end on the embedded digits (spec ARB_AND_SEMISELF §3.3): train a tiny
+"""Pseudo-label semi-supervised learning end to end on the embedded digits (imbalanced-semi-self `train_semi.py`): train
+a tiny
 base model, pseudo-label a generated pool with `python -m ltjax.tools.pseudolabel`, train on labeled + D_U."""
 
 import json

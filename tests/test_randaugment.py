@@ -1,4 +1,4 @@
-"""RECORDS weak/strong views (spec B.2.3): every RandomAugment op against PIL itself, Cutout, the resized crop,
+"""RECORDS weak/strong views (RECORDS' transforms): every RandomAugment op against PIL itself, Cutout, the resized crop,
 determinism by seed."""
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Partial-label generation and CORR / RECORDS / SoLar pieces vs float64 numpy references (spec §B.2.2, §B.4–§B.7)."""
+"""Partial-label generation and CORR / RECORDS / SoLar pieces vs float64 numpy references (RECORDS' candidate-set
+generation, RECORDS `utils/utils_loss.py::CORR_loss`; RECORDS `train_solar.py`)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,5 +1,6 @@
-"""RECORDS / CORR / SoLar methods (spec SBCL_AND_RECORDS Part B): candidate sets of the long-tailed subset on the
-spec's stream, one training step (loss, gradients, table/feature-mean/queue updates) against float64 numpy
+"""RECORDS / CORR / SoLar methods (RECORDS (Hong et al., ICLR 2023; official code)): candidate sets of the long-tailed
+subset on the
+official stream, one training step (loss, gradients, table/feature-mean/queue updates) against float64 numpy
 references through a linear model, evaluation figures, schedules, the ResNet-18, configs and bad input."""
 
 import copy

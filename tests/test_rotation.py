@@ -1,4 +1,5 @@
-"""Rotation pre-training (spec ARB_AND_SEMISELF §3.4): rotation ids and rotated batches against numpy references,
+"""Rotation pre-training (imbalanced-semi-self `pretrain_rot.py`): rotation ids and rotated batches against numpy
+references,
 the loss value and gradient against a float64 reference, 1 device = 8, and the method's config checks."""
 
 import jax

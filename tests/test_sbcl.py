@@ -1,4 +1,5 @@
-"""SBCL subclasses, clustering, class temperatures and contrastive losses (spec SBCL_AND_RECORDS A.4, A.5.1, A.5.2)."""
+"""SBCL subclasses, clustering, class temperatures and contrastive losses (SBCL's subclasses, SBCL `SupConLoss`, SBCL
+`SupConLoss_rank`)."""
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +34,7 @@ def _unit(x):
   return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
-# ------------------------------------------------------------------ A.4.1
+# ------------------------------------------------------------------ SBCL `SimCLR/main.py`
 
 
 def test_subclass_counts_cifar():
@@ -57,7 +58,7 @@ def test_subclass_count_errors():
     clustering.cluster(x, np.array([0] * 3 + [1] * 10), (4, 2), jax.random.key(0))
 
 
-# ------------------------------------------------------------------ A.4.2
+# ------------------------------------------------------------------ SBCL `SimCLR/main.py::cluster`
 
 
 def _numpy_kmeans(x, labels, m, init_idx, tol=1e-3, iter_limit=35):
@@ -149,7 +150,7 @@ def test_kmeans_one_vs_eight_devices_with_padding():
   assert (a1[y == 4] == offs[4]).all()          # M_c = 1 → local id 0
 
 
-# ------------------------------------------------------------------ A.4.3
+# ------------------------------------------------------------------ SBCL `SimCLR/main.py`
 
 
 def test_class_temperatures_vs_numpy():
@@ -168,7 +169,7 @@ def test_class_temperatures_vs_numpy():
   np.testing.assert_allclose(np.asarray(got), tau, rtol=1e-5)
 
 
-# ------------------------------------------------------------------ A.5
+# ------------------------------------------------------------------ SBCL's losses
 
 
 def _np_supcon(z, y, T=0.1, Tb=0.1):
@@ -249,7 +250,7 @@ def test_sbcl_value_and_grad():
 
 
 def _np_ccl(z, y, k, tau=0.1, tau_b=0.07, gamma=0.25, T=0.1):
-  """SupConLoss_ccl (spec A.5.3) written from the formula: mean_a [(τ/τ_b)·ℓ1(a) + γ·ℓ^SC(a)]."""
+  """SupConLoss_ccl (SBCL `SupConLoss_ccl`) written from the formula: mean_a [(τ/τ_b)·ℓ1(a) + γ·ℓ^SC(a)]."""
   n2 = len(z)
   s = z @ z.T
   tot = 0.0

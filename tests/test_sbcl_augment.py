@@ -1,4 +1,4 @@
-"""SBCL stage-1 view augmentation (spec SBCL_AND_RECORDS A.2.2) against numpy ports of torchvision's semantics.
+"""SBCL stage-1 view augmentation (SBCL's CIFAR transforms) against numpy ports of torchvision's semantics.
 (The RandomResizedCrop window itself, `augment.rrc_window`, is tested against torchvision's loop elsewhere.)"""
 
 import colorsys

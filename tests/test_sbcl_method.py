@@ -1,4 +1,5 @@
-"""SBCL as a method (spec SBCL_AND_RECORDS Part A): the stage-1 loss and its phases, the clustering schedule,
+"""SBCL as a method (SBCL (Hou et al., ICCV 2023; official code)): the stage-1 loss and its phases, the clustering
+schedule,
 both stages end to end through train_and_evaluate on digits, resume inside stage 1, and bad input."""
 
 import jax

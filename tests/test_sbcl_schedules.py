@@ -1,4 +1,4 @@
-"""SBCL learning-rate schedules (spec SBCL_AND_RECORDS A.6.1 stage 1, A.6.2 stage 2)."""
+"""SBCL learning-rate schedules (SBCL `SimCLR/main.py` stage 1, SBCL `SimCLR/linear_classify.py` stage 2)."""
 
 import math
 
@@ -30,7 +30,7 @@ def test_stage1_schedule_reproduces_the_negative_warmup():
   t = optim.lr_table("sbcl_cosine", 0.5, 1000, steps_per_epoch=11, warmup=10)
   assert t.shape == (1000, 11)
   np.testing.assert_allclose(t, _official_stage1(), rtol=1e-12)
-  # spec A.6.1: p ∈ [−0.1, 0) in epoch 0, so 0.01 + p·(η_w − 0.01) < 0 for its first 9 of 11 steps
+  # SBCL `SimCLR/main.py`: p ∈ [−0.1, 0) in epoch 0, so 0.01 + p·(η_w − 0.01) < 0 for its first 9 of 11 steps
   assert t[0, 0] == pytest.approx(-0.039, abs=5e-4) and (t[0, :9] < 0).all() and (t[0, 9:] > 0).all()
   assert t[10, -1] == pytest.approx(0.4955, abs=1e-4)
   assert t[11, 0] == pytest.approx(0.49985, abs=1e-5)

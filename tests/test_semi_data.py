@@ -1,5 +1,6 @@
-"""Semi-supervised data (spec ARB_AND_SEMISELF §3.3): pool formats, pseudo-label files and their pool checks, the
-D_U@5x selection against the spec's numbers and a replica of the official stream, and every bad input."""
+"""Semi-supervised data (imbalanced-semi-self `train_semi.py`): pool formats, pseudo-label files and their pool checks,
+the
+D_U@5x selection against the official code's numbers and a replica of the official stream, and every bad input."""
 
 import pickle
 import time
@@ -48,7 +49,7 @@ def write_pseudo(tmp_path, pool_path, pseudo, name="pl.npz", num_classes=10):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# D_U counts (spec §3.3 examples)
+# D_U counts (imbalanced-semi-self `train_semi.py` examples)
 
 
 def test_d_u_counts_and_selection_equal_the_spec_examples():

@@ -1,5 +1,7 @@
-"""Rotation self-supervised pre-training → fine-tuning end to end on the embedded digits (spec ARB_AND_SEMISELF §3.2,
-§3.4): the pre-training run trains a 4-way head without evaluation, the fine-tuning run copies every weight and BN
+"""Rotation self-supervised pre-training → fine-tuning end to end on the embedded digits (imbalanced-semi-self
+`train.py`,
+imbalanced-semi-self `pretrain_rot.py`): the pre-training run trains a 4-way head without evaluation, the fine-tuning
+run copies every weight and BN
 statistic but the head, and checkpoints of another architecture or head are refused with the mismatch named."""
 
 import json

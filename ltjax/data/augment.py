@@ -1,16 +1,19 @@
 """Per-example augmentation as TF ops, seeded statelessly so an example's augmentation is a function of
 (seed, epoch, position in the epoch) alone: the same on 1 device or 8, and after a resume.
 
-CIFAR recipe (spec ARB_AND_SEMISELF §1.4): zero-pad by `padding` pixels, random crop back to H×W, horizontal flip
+CIFAR recipe (the official CIFAR/SVHN transforms): zero-pad by `padding` pixels, random crop back to H×W, horizontal
+flip
 with p = 0.5, scale to [0, 1], normalise x ← (x − mean) / std per channel. Padding happens on the uint8 image, as
 torchvision's RandomCrop(padding=4) pads the PIL image with black pixels.
 
-Large-scale recipe (§1.4, file-backed datasets; `ImageRecipe`): RandomResizedCrop with torchvision's sampling
-(10 tries, then the center-crop fallback; optionally decoding only the crop window of a JPEG), flip, ColorJitter, normalise;
+Large-scale recipe (the official CIFAR/SVHN transforms, file-backed datasets; `ImageRecipe`): RandomResizedCrop with
+torchvision's sampling
+(10 tries, then the center-crop fallback; optionally decoding only the crop window of a JPEG), flip, ColorJitter,
+normalise;
 eval Resize 256 + CenterCrop 224. Resizes are bilinear with antialiasing (as PIL) and stay in float (PIL rounds
 to uint8 after each step: differences ≤ 0.5/255 per pixel, docs/DEVIATIONS.md).
 
-SupCon/SimCLR view recipe (SBCL stage 1, spec SBCL_AND_RECORDS A.2.2; `simclr_view`, at the end): RandomResizedCrop
+SupCon/SimCLR view recipe (SBCL stage 1, SBCL's CIFAR transforms; `simclr_view`, at the end): RandomResizedCrop
 (scale (0.2, 1)) on the uint8 image, flip, ColorJitter(0.4, 0.4, 0.4, hue 0.1) with p = 0.8, RandomGrayscale 0.2,
 normalise.
 
@@ -54,7 +57,7 @@ def crop_flip(image, seed, *, padding: int, flip: bool):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Large-scale recipe (spec ARB_AND_SEMISELF §1.4): encoded image files, torchvision semantics.
+# Large-scale recipe (the official CIFAR/SVHN transforms): encoded image files, torchvision semantics.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +143,8 @@ def decode_random_resized_crop(encoded, seed, scale=(0.08, 1.0), ratio=(3.0 / 4.
 
   window_decode (JPEG only): decode just the window (tf.image.decode_and_crop_jpeg, far less work). Its pixels equal
   decoding then cropping except, for 4:2:0 JPEGs whose window ends before the image's right edge at an even column
-  index (exclusive end), the window's last column (the chroma upsampling lacks its right neighbour there: ≤ 2 levels on smooth images, more on noise). False: decode the
+  index (exclusive end), the window's last column (the chroma upsampling lacks its right neighbour there: ≤ 2 levels on
+  smooth images, more on noise). False: decode the
   whole image, then crop (exactly torchvision's pixels before the resize). Other formats always decode whole.
   """
   import tensorflow as tf
@@ -372,13 +376,14 @@ def large_scale_eval(encoded, recipe: ImageRecipe, mean, std):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# SimCLR / SupCon view (SBCL stage 1, spec SBCL_AND_RECORDS A.2.2), torchvision tensor semantics after the crop
+# SimCLR / SupCon view (SBCL stage 1, SBCL's CIFAR transforms), torchvision tensor semantics after the crop
 # ----------------------------------------------------------------------------------------------------------------
 
 
 def simclr_view(image, seed, *, size: int, mean, std, flip: bool = True, scale=(0.2, 1.0), jitter_p: float = 0.8,
                 gray_p: float = 0.2, jitter=(0.4, 0.4, 0.4, 0.1)):
-  """One SupCon/SimCLR CIFAR view (SBCL `SimCLR/main.py`, spec A.2.2): uint8 [H, W, C] → float32 [size, size, C]
+  """One SupCon/SimCLR CIFAR view (SBCL `SimCLR/main.py`, SBCL's CIFAR transforms): uint8 [H, W, C] → float32 [size,
+  size, C]
 
     RandomResizedCrop(size, scale=(0.2, 1)) → RandomHorizontalFlip(0.5) → RandomApply(ColorJitter(0.4, 0.4, 0.4,
     0.1), p=0.8) → RandomGrayscale(0.2) → ToTensor → Normalize(mean, std).

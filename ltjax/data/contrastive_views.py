@@ -1,4 +1,5 @@
-"""MoCo v2 "aug-plus" two-view augmentation as TF ops (spec ARB_AND_SEMISELF §3.6, SBCL_AND_RECORDS A.2.3), with
+"""MoCo v2 "aug-plus" two-view augmentation as TF ops (imbalanced-semi-self `pretrain_moco.py`, SBCL's ImageNet-LT data
+(`moco/`)), with
 torchvision semantics and stateless per-example seeds (an example's views are a function of (seed, epoch,
 position) only: identical on 1 or 8 devices and after a resume).
 

@@ -54,7 +54,7 @@ class Dataset:
   # Semi-supervised runs (config.data.unlabeled): what was appended to `train` (unlabeled.UnlabeledInfo), else None.
   unlabeled: Optional[object] = None
   # The legacy RandomState of the long-tailed selection, advanced past it: upstream code that keeps drawing from the
-  # same global numpy stream (RECORDS' candidate sets, spec B.2.2) continues from here.
+  # same global numpy stream (RECORDS' candidate sets, RECORDS' candidate-set generation) continues from here.
   selection_rng: Optional[np.random.RandomState] = None
 
   def example_input(self) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Split files (`relative/path label` per line, spec ARB_AND_SEMISELF §1.3) and the frequency-sorted label remapping.
+"""Split files (`relative/path label` per line, the official split files) and the frequency-sorted label remapping.
 
 Everything here is plain Python/numpy (no TensorFlow) and fails early with the file and line at fault.
 """
@@ -80,7 +80,8 @@ def check_files(root: str, rel_paths: Sequence[str], list_path: str) -> None:
 
 
 def frequency_remap(train_labels: np.ndarray, num_classes: int) -> np.ndarray:
-  """ARB/MiSLAS's re-indexing (spec §1.3): table [C] with table[c] = rank of c in argsort(−count), so new label 0
+  """ARB/MiSLAS's re-indexing (the official split files): table [C] with table[c] = rank of c in argsort(−count), so new
+  label 0
   is the most frequent class. Ties are broken by the original label (a stable sort; upstream's numpy default sort
   leaves them unspecified, which only changes which output unit a tied class gets, never its group)."""
   counts = np.bincount(np.asarray(train_labels), minlength=num_classes)

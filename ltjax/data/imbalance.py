@@ -1,4 +1,5 @@
-"""Long-tailed subsets, exactly as the official code builds them (spec ARB_AND_SEMISELF §1.1–1.2, §3.3). Pure numpy.
+"""Long-tailed subsets, exactly as the official code builds them (LDAM-DRW `imbalance_cifar.py`; imbalanced-semi-self's
+SVHN-LT, imbalanced-semi-self `train_semi.py`). Pure numpy.
 
 Per-class counts (`get_img_num_per_cls` of the official code) with imbalance factor ρ ∈ (0, 1] (the paper's
 imbalance *ratio* is 1/ρ), C classes and N balanced images per class (CIFAR: len(train)/C; SVHN: 1000):
@@ -8,7 +9,8 @@ imbalance *ratio* is 1/ρ), C classes and N balanced images per class (CIFAR: le
   other: ⌊N⌋ for every position (balanced; 'none')
 
 Counts are *position*-indexed: n_k belongs to the k-th class of the class order. The order is 0..C−1 for CIFAR (so
-position = label) and [1, 2, …, 9, 0] for SVHN (spec §1.2: digit 0, the rarest, goes last). `label_counts` turns a
+position = label) and [1, 2, …, 9, 0] for SVHN (imbalanced-semi-self's SVHN-LT: digit 0, the rarest, goes last).
+`label_counts` turns a
 position-indexed vector into the label-indexed one the losses use.
 
 Selection (`gen_imbalanced_data`): numpy's *legacy* RNG seeded once with `rand_number`; for each class in order, the
@@ -32,7 +34,7 @@ def check_imb_factor(imb_factor: float, name: str = "imb_factor") -> None:
 
 
 def class_counts(n_full: float, num_classes: int, imb_type: str, imb_factor: float) -> np.ndarray:
-  """Position-indexed per-class counts, int64 [C] (spec §1.1).
+  """Position-indexed per-class counts, int64 [C] (LDAM-DRW `imbalance_cifar.py`).
 
   Args:
     n_full: N, the balanced per-class size (a float is fine: the official CIFAR code passes len(data)/C).
@@ -61,7 +63,8 @@ def class_counts(n_full: float, num_classes: int, imb_type: str, imb_factor: flo
 
 
 def shuffle_counts(counts: Sequence[int], seed: int) -> np.ndarray:
-  """RECORDS `--hierarchical` (spec B.2.1): the class-size list permuted in place by Python's `random.shuffle` after
+  """RECORDS `--hierarchical` (RECORDS `utils/imbalance_cifar.py`): the class-size list permuted in place by Python's
+  `random.shuffle` after
   `random.seed(seed)` (upstream seeds Python's global `random` with `--seed` and draws nothing from it before), so
   head and tail classes become random classes. Position-indexed int64 [C] in, the same out."""
   import random
@@ -104,7 +107,8 @@ def select_long_tailed(labels: np.ndarray, counts: Sequence[int], seed: int = 0,
     allow_fewer: the official code silently keeps fewer images when a class is too small; by default that is an
       error here.
     rng: continue an existing legacy stream instead of seeding a new one (`seed` is then ignored). The
-      semi-supervised D_U selection (spec §3.3) draws from the same stream right after the labeled selection.
+      semi-supervised D_U selection (imbalanced-semi-self `train_semi.py`) draws from the same stream right after the
+      labeled selection.
 
   Returns:
     int64 indices into `labels`: the concatenation over classes of each class's shuffled indices, truncated.
@@ -157,7 +161,7 @@ def balanced_holdout(labels: np.ndarray, candidates: np.ndarray, per_class: int,
 
 
 def unlabeled_counts(labeled_counts: Sequence[int], imb_factor_unlabel: float, multiplier: int = 5) -> np.ndarray:
-  """Position-indexed unlabeled counts, D_U@5x (spec §3.3), int64 [C].
+  """Position-indexed unlabeled counts, D_U@5x (imbalanced-semi-self `train_semi.py`), int64 [C].
 
   T = multiplier·Σ_c n_c; base = ⌊T/C⌋; raw_c = ⌊base·ρ_U^{c/(C−1)}⌋; u_c = ⌊raw_c·(T/Σ_k raw_k)⌋, with the official
   floating-point evaluation order (factor = T/Σraw first, then raw_c·factor), so Σ u_c ≈ T.

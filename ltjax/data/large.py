@@ -1,4 +1,5 @@
-"""Large-scale long-tailed datasets (spec ARB_AND_SEMISELF §1.3/§1.4): ImageNet-LT, iNaturalist 2018, Places-LT.
+"""Large-scale long-tailed datasets (the official split files; the official CIFAR/SVHN transforms): ImageNet-LT,
+iNaturalist 2018, Places-LT.
 
 Two sources, both file-backed (images are decoded in the tf.data pipeline, never held decoded in memory):
 
@@ -20,7 +21,8 @@ Two sources, both file-backed (images are decoded in the tf.data pipeline, never
   TFDS `imagenet_lt` needs the ILSVRC2012 tars and downloads its split lists, so it cannot be prepared offline.
 
 Labels: with `config.data.label_remap = 'frequency'` (ARB/MiSLAS) classes are re-indexed by decreasing training count
-(`filelist.frequency_remap`), so the many/medium/few index ranges of §1.7 apply (ImageNet-LT [0,390)/[390,835)/
+(`filelist.frequency_remap`), so the many/medium/few index ranges of MiSLAS/ARB's evaluation apply (ImageNet-LT
+[0,390)/[390,835)/
 [835,1000), iNat [0,842)/[842,4543)/[4543,8142), Places-LT [0,131)/[131,288)/[288,365)); 'none' keeps the lists'
 labels (SS). The threshold groups (>100 / <20) are computed from counts either way.
 """
@@ -57,7 +59,7 @@ class LargeSpec:
   val_list: Optional[str]
   mean: Tuple[float, float, float]
   std: Tuple[float, float, float]
-  group_bounds: Tuple[int, int]  # the index-range groups of §1.7 (frequency-sorted labels)
+  group_bounds: Tuple[int, int]  # the index-range groups of MiSLAS/ARB's evaluation (frequency-sorted labels)
   tfds_name: Optional[str] = None
   tfds_splits: Tuple[str, str, Optional[str]] = ("train", "test", None)  # train, test, val
   tfds_key: str = "file_name"  # feature that names the original file (sort key)

@@ -275,7 +275,8 @@ class EvalInput:
       if view is None:
         prep = lambda v, i: augment.large_scale_eval(read(v), recipe, mean, std)  # noqa: E731
       else:
-        prep = lambda v, i: view(augment.decode_rgb(read(v)), tf.random.experimental.stateless_fold_in(seed, i))  # noqa: E731
+        def prep(v, i):
+          return view(augment.decode_rgb(read(v)), tf.random.experimental.stateless_fold_in(seed, i))
     else:
       values = self.split.images[idx]
       if view is None:

@@ -1,4 +1,4 @@
-"""RECORDS / CORR / SoLar weak and strong views as TF ops (spec SBCL_AND_RECORDS §B.2.3), seeded statelessly per
+"""RECORDS / CORR / SoLar weak and strong views as TF ops (RECORDS' transforms), seeded statelessly per
 example like `ltjax.data.augment` (a view is a function of (seed, epoch, position) alone).
 
 Weak:   RandomResizedCrop(size, scale (0.2, 1), ratio (3/4, 4/3)) → horizontal flip p = 0.5 →
@@ -9,7 +9,7 @@ Strong: RandomResizedCrop → flip → RandomAugment(3) → Cutout → normalise
 RandomAugment(n = 3) (the magnitude argument 5 of `RandomAugment(3, 5)` is ignored upstream): 3 ops drawn uniformly
 WITH replacement from the 14 below, each with magnitude v = lo + (hi − lo)·U(0, 1) (no sign flip), then always
 Cutout with side s = U(0, 0.5)·W and centre (x0, y0) each uniform on (1, W] (upstream `np.random.uniform(W)`, an
-argument slip, §B.12.7), box ⌊max(0, x0 − s/2)⌋ … +s, filled with RGB (125, 123, 114).
+argument slip, the RECORDS code's known issues), box ⌊max(0, x0 − s/2)⌋ … +s, filled with RGB (125, 123, 114).
 
 | op           | v range      | PIL operation reproduced here                                                    |
 |--------------|--------------|----------------------------------------------------------------------------------|
@@ -286,7 +286,8 @@ def strong_view(img, seed, size: int):
 
 def weak_strong(mean: Sequence[float], std: Sequence[float], size: int, views: str = "records"):
   """Augment fn `(uint8 image, int64[2] seed) -> {'image': weak, 'image_strong': strong}`, both normalised with the
-  train statistics. views='records' (§B.2.3) or 'plain' (both views the un-augmented image: tiny inputs such as the
+  train statistics. views='records' (RECORDS' transforms) or 'plain' (both views the un-augmented image: tiny inputs
+  such as the
   8×8 digits, where a resized crop of 20% of the image destroys it)."""
   from ltjax.data.augment import normalize
   tf = _tf()

@@ -18,7 +18,8 @@ def _cycles(rng: np.random.Generator, items: np.ndarray, n: int) -> np.ndarray:
 
 def class_aware_order(labels: np.ndarray, num_classes: int, seed: int, epoch: int, per_class: int = 4,
                       length: Optional[int] = None) -> np.ndarray:
-  """Class-aware sampling (`ClassAwareSampler`, spec ARB_AND_SEMISELF §2.7 / §3.5, SBCL A.5.5).
+  """Class-aware sampling (`ClassAwareSampler`, MiSLAS; imbalanced-semi-self `imagenet_inat/main.py`, SBCL SBCL
+  `SimCLR/linear_classify.py`).
 
   The classes are visited in a random order that is reshuffled each time every class has been visited once
   (a RandomCycleIter over the classes present); each visit takes the next `per_class` items of that class from its

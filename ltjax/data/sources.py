@@ -5,7 +5,8 @@ optionally, a balanced validation split from the training images the subset leav
 | name     | source                                | N per class    | class order | mean / std            | pad, flip |
 |----------|---------------------------------------|----------------|-------------|-----------------------|-----------|
 | digits   | scikit-learn load_digits (embedded)   | min pool count | 0..9        | digits' own (below)   | 0, no     |
-| cifar10  | TFDS cifar10, original file order     | len/C = 5000   | 0..9        | CIFAR-10 (spec §1.4)  | 4, yes    |
+| cifar10  | TFDS cifar10, original file order     | len/C = 5000   | 0..9        | CIFAR-10 (the official CIFAR/SVHN
+transforms)  | 4, yes    |
 | cifar100 | TFDS cifar100 (fine `label`)          | len/C = 500    | 0..99       | CIFAR-10 statistics   | 4, yes    |
 | svhn     | TFDS svhn_cropped (digit 0 = label 0) | 1000 (fixed)   | 1..9, 0     | 0.5 / 0.5             | 4, yes    |
 
@@ -35,8 +36,8 @@ CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 SVHN_MEAN = (0.5, 0.5, 0.5)
 SVHN_STD = (0.5, 0.5, 0.5)
-SVHN_N_FULL = 1000  # spec §1.2: N fixed to 1000, not len/C
-SVHN_CLASS_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)  # spec §1.2: digit 0 (the rarest) last
+SVHN_N_FULL = 1000  # imbalanced-semi-self's SVHN-LT: N fixed to 1000, not len/C
+SVHN_CLASS_ORDER = (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)  # imbalanced-semi-self's SVHN-LT: digit 0 (the rarest) last
 # Pixel statistics of the digits train pool (all 1,497 pool images, pixels scaled to [0, 1]: mean 0.30576,
 # std 0.37599), computed once with the split below and rounded.
 DIGITS_MEAN = (0.3058,)
@@ -199,7 +200,7 @@ REGISTRY: Dict[str, Callable[..., Any]] = {
     "cifar100": _cifar("cifar100", 100),
     "svhn": _svhn,
     "npz": _npz,  # arrays a user brings: config.data.path
-    # Large-scale (spec §1.3), file-backed: split files under config.data.root, or TFDS (encoded images).
+    # Large-scale (the official split files), file-backed: split files under config.data.root, or TFDS (encoded images).
     "imagenet_lt": _large("imagenet_lt"),
     "inat2018": _large("inat2018"),
     "places_lt": _large("places_lt"),
@@ -216,18 +217,21 @@ def _get(cfg, key, default):
 
 
 def load(data_cfg) -> Dataset:
-  """Loads `data_cfg.name` and selects its long-tailed training subset (spec §1.1/§1.2).
+  """Loads `data_cfg.name` and selects its long-tailed training subset (LDAM-DRW `imbalance_cifar.py`;
+  imbalanced-semi-self's SVHN-LT).
 
   `data_cfg` fields: name, data_dir (TFDS data dir; '' or None = TFDS default), imb_type ('exp'|'step'|'none'),
   imb_factor (ρ), rand_number (selection seed, default 0), val_per_class (default 0 = no validation split),
   count_shuffle_seed (default −1; >= 0: the class-count list is permuted by Python's `random.Random(seed).shuffle`
-  before the selection, RECORDS `--hierarchical`, spec B.2.1), mean / std (() = the source's statistics).
+  before the selection, RECORDS `--hierarchical`, RECORDS `utils/imbalance_cifar.py`), mean / std (() = the source's
+  statistics).
   With val_per_class > 0, `val` is a balanced hold-out drawn (seed rand_number + 1) from the train-pool images the
   long-tailed subset did not take, so the training subset stays exactly the official one. That needs unused images
   in every class: digits and SVHN have them; CIFAR does not (its head class keeps all N = len/C images), so there
   a validation split is a ValueError.
 
-  `data_cfg.unlabeled` (optional; active when its `pseudo_labels` is set): the semi-supervised D_U of spec §3.3 is
+  `data_cfg.unlabeled` (optional; active when its `pseudo_labels` is set): the semi-supervised D_U of
+  imbalanced-semi-self `train_semi.py` is
   drawn from the pool, continuing the selection's legacy stream, and appended to `train` with its pseudo labels
   (`ltjax.data.unlabeled.merge`); `Dataset.unlabeled` then describes what was added.
   """
@@ -255,7 +259,8 @@ def load(data_cfg) -> Dataset:
     raise ConfigError(f"{name}: imb_type={data_cfg.imb_type!r}, imb_factor={data_cfg.imb_factor} leaves class(es) "
                      f"{np.nonzero(empty == 0)[0].tolist()} without training images (N = {raw.n_full}); "
                      f"raise imb_factor")
-  rng = np.random.RandomState(rand_number)  # one legacy stream: labeled subset, then D_U (spec §3.3)
+  # One legacy stream: the labeled subset, then D_U (imbalanced-semi-self `train_semi.py`).
+  rng = np.random.RandomState(rand_number)
   selected = imbalance.select_long_tailed(raw.train.labels, counts, class_order=raw.class_order, rng=rng)
   val = None
   if val_per_class > 0:

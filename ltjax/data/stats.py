@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-# Spec ARB_AND_SEMISELF §1.7, threshold definition: many > 100, few < 20, medium 20..100 inclusive.
+# Spec MiSLAS/ARB's evaluation, threshold definition: many > 100, few < 20, medium 20..100 inclusive.
 MANY_THRESHOLD = 100
 FEW_THRESHOLD = 20
 
@@ -19,7 +19,7 @@ class ClassStats:
   Attributes:
     counts: int64 [C], training images per label.
     ranges: optional index-range definition of the groups, ((0, a), (a, b), (b, C)) half-open label ranges, as in
-      the ARB/MiSLAS configs (spec §1.7). None when the config gives none.
+      the ARB/MiSLAS configs (MiSLAS/ARB's evaluation). None when the config gives none.
   """
 
   counts: np.ndarray

@@ -1,5 +1,5 @@
-"""Unlabeled pools, pseudo-label files and the D_U@5x training set of semi-supervised learning (spec
-ARB_AND_SEMISELF §3.3: `gen_pseudolabels.py` + `train_semi.py`). Pure numpy (TensorFlow only for the TFDS pool).
+"""Unlabeled pools, pseudo-label files and the D_U@5x training set of semi-supervised learning (imbalanced-semi-self
+`train_semi.py`: `gen_pseudolabels.py` + `train_semi.py`). Pure numpy (TensorFlow only for the TFDS pool).
 
 Pools (`config.data.unlabeled.pool`, `python -m ltjax.tools.pseudolabel --pool`), each a uint8 [N, H, W, C] array plus,
 when the pool has them, its "truth" labels — used only to choose how many images of each class enter D_U, never
@@ -7,20 +7,26 @@ trained on:
 
 | pool                        | images                                        | truth labels                          |
 |-----------------------------|-----------------------------------------------|---------------------------------------|
-| `PATH.pickle` / `PATH.pkl`  | TinyImages selection (`ti_80M_selected.pickle` of semisup-adv): a dict with `data` N×32×32×3 uint8 | `extrapolated_targets` (the data-sourcing model's class) |
-| `svhn_extra`                | TFDS `svhn_cropped` split `extra` (531,131 images) in `.mat` order, from `data.data_dir` | the real labels (digit 0 = label 0) |
-| `PATH.npy`                  | the array itself, [N,H,W,C] (or [N,H,W]: one channel) uint8 | none                                   |
+| `PATH.pickle` / `PATH.pkl`  | TinyImages selection (`ti_80M_selected.pickle` of semisup-adv): a dict with `data`
+N×32×32×3 uint8 | `extrapolated_targets` (the data-sourcing model's class) |
+| `svhn_extra`                | TFDS `svhn_cropped` split `extra` (531,131 images) in `.mat` order, from `data.data_dir`
+| the real labels (digit 0 = label 0) |
+| `PATH.npy`                  | the array itself, [N,H,W,C] (or [N,H,W]: one channel) uint8 | none
+|
 | `PATH.npz`                  | key `images` (uint8 [N,H,W,C] or [N,H,W])    | key `labels` when present             |
-| `DIR/` (a directory)        | every .png/.jpg/.jpeg/.bmp/.gif below it, sorted by relative path, all of one size | the first-level folder name when every image sits in a folder named by an integer label (`DIR/3/x.png`) |
+| `DIR/` (a directory)        | every .png/.jpg/.jpeg/.bmp/.gif below it, sorted by relative path, all of one size | the
+first-level folder name when every image sits in a folder named by an integer label (`DIR/3/x.png`) |
 
 Pseudo-label file (written by `ltjax.tools.pseudolabel`, `.npz`): `pseudo_labels` int64 [N] (arg-max of the base model,
-hard, no threshold — spec §3.3), `confidence` float32 [N] (max softmax probability, for inspection only),
+hard, no threshold — imbalanced-semi-self `train_semi.py`), `confidence` float32 [N] (max softmax probability, for
+inspection only),
 `num_classes`, and the pool's fingerprint `pool_size`, `pool_image_shape` [3], `pool_sha256` (of the image bytes in
 pool order), `ground_truth` when the pool has truth labels, and `prediction_model` (JSON: run directory, checkpoint,
 step, model, dataset). The official pickles (`pseudo_labeled_cifar.pickle`: a dict whose `extrapolated_targets` are
 the predictions) are read too; they carry no fingerprint, so only their length is checked against the pool.
 
-D_U@5x (`select`): with position-indexed labeled counts n_k (§1.1/§1.2), `imbalance.unlabeled_counts` gives u_k
+D_U@5x (`select`): with position-indexed labeled counts n_k (LDAM-DRW `imbalance_cifar.py`; imbalanced-semi-self's
+SVHN-LT), `imbalance.unlabeled_counts` gives u_k
 (T = 5·Σn, base = ⌊T/C⌋, raw_k = ⌊base·ρ_U^{k/(C−1)}⌋, u_k = ⌊raw_k·T/Σraw⌋). Then, continuing the *same* legacy
 `RandomState(rand_number)` stream right after the labeled selection, for each class of the class order (SVHN:
 [1..9, 0]) the pool indices whose truth label is that class (ascending) are shuffled and the first u_k kept. Those
@@ -318,7 +324,8 @@ def check_match(pl: PseudoLabels, pool: Pool, num_classes: int) -> None:
 def select(labeled_counts: Sequence[int], class_order: Sequence[int], selection_labels: Optional[np.ndarray],
            imb_factor_unlabel: float, rng: np.random.RandomState, *, multiplier: int = 5,
            allow_fewer: bool = False, pool_name: str = "pool") -> Tuple[np.ndarray, np.ndarray]:
-  """(pool indices int64 [M], requested position-indexed counts u int64 [C]) of D_U (spec §3.3).
+  """(pool indices int64 [M], requested position-indexed counts u int64 [C]) of D_U (imbalanced-semi-self
+  `train_semi.py`).
 
   `labeled_counts` are the position-indexed labeled counts n_k, `class_order` the dataset's class order,
   `selection_labels` the pool labels that choose the per-class counts (the truth labels; pseudo labels for a pool
@@ -363,9 +370,9 @@ def merge(train, labeled_counts: Sequence[int], class_order: Sequence[int], num_
   else:
     if select_by == "truth" and pool.truth is None:
       raise PoolError(f"the unlabeled pool '{pool.name}' has no truth labels to choose D_U's per-class counts with "
-                      "(spec §3.3): give a pool with labels (.npz 'labels', a TinyImages pickle, 'svhn_extra', class "
-                      "folders), or set config.data.unlabeled.select_by='pseudo' (counts by pseudo label) or 'all' "
-                      "(the whole pool)")
+                      "(imbalanced-semi-self `train_semi.py`): give a pool with labels (.npz 'labels', a TinyImages "
+                      "pickle, 'svhn_extra', class folders), or set config.data.unlabeled.select_by='pseudo' "
+                      "(counts by pseudo label) or 'all' (the whole pool)")
     sel = pool.truth if select_by == "truth" else pl.labels
     idx, u = select(labeled_counts, class_order, sel, float(cfg.imb_factor), rng,
                     multiplier=int(cfg.multiplier), allow_fewer=bool(cfg.allow_fewer), pool_name=pool.name)

@@ -1,4 +1,4 @@
-"""The partial-label PASCAL VOC 2007 of RECORDS (`utils/voc.py`, spec SBCL_AND_RECORDS §B.2.3): a reader.
+"""The partial-label PASCAL VOC 2007 of RECORDS (`utils/voc.py`, RECORDS' transforms): a reader.
 
 Layout under `root` (upstream `./data/VOC2017/PLL/`; the archive is on Google Drive, linked from the RECORDS README):
   train_var/images_PLL.csv   columns `name`, `label`, `label set`  (candidate class names, space separated)
@@ -9,8 +9,9 @@ Layout under `root` (upstream `./data/VOC2017/PLL/`; the archive is on Google Dr
 at the bottom / right) and resized to 128×128 (bilinear, PIL); normalise with VOC_MEAN / VOC_STD.
 
 Every malformed row is a `VOCFormatError` naming the file and the line: a missing column, an unknown class name, an
-empty candidate set, or (the protocol of §B.1) a candidate set without the true label.
-Upstream `train.py` cannot select VOC and always builds an un-pretrained ResNet-18 (§B.2.3, §B.12.2), so no config
+empty candidate set, or (the protocol of RECORDS' pipeline) a candidate set without the true label.
+Upstream `train.py` cannot select VOC and always builds an un-pretrained ResNet-18 (RECORDS' transforms, the RECORDS
+code's known issues), so no config
 trains on it; the reader gives arrays for one's own experiments.
 """
 

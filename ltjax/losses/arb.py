@@ -1,4 +1,4 @@
-"""ARB-Loss and its variants (spec ARB_AND_SEMISELF §2.1–2.2).
+"""ARB-Loss and its variants (ARB `methods.py`; ARB `methods.py` variants).
 
 Shapes: logits z [B, C] (any float dtype, computed in float32), labels y [B] int, counts n [C] float (non-negative;
 n_{y_i} > 0 is required for every label in the batch, which batch counts of the same labels — or of a permutation of
@@ -67,14 +67,15 @@ def arb_log_prob(logits, labels, counts, clamp: float = 30.0):
 
 
 def arb_loss(logits, labels, counts, clamp: float = 30.0, reduction: str = "mean"):
-  """ARB-Loss (§2.1): L = mean_i ℓ_i (or Σ_i ℓ_i for reduction='sum'), ℓ_i = −log p_i (module docstring).
+  """ARB-Loss (ARB `methods.py`): L = mean_i ℓ_i (or Σ_i ℓ_i for reduction='sum'), ℓ_i = −log p_i (module docstring).
   logits [B, C], labels [B], counts [C] → scalar float32. Other reductions raise ValueError."""
   return _reduce(-arb_log_prob(logits, labels, counts, clamp), check_reduction(reduction))
 
 
 def arb_focal_loss(logits, labels, counts, alpha: float = 1.0, gamma: float = 2.0, clamp: float = 30.0,
                    reduction: str = "mean"):
-  """ARB focal (§2.2, `ARB_Loss_FL`): ℓ_i = −α (1 − p_i)^γ log p_i with p_i the ARB probability; mean or sum.
+  """ARB focal (ARB `methods.py` variants, `ARB_Loss_FL`): ℓ_i = −α (1 − p_i)^γ log p_i with p_i the ARB probability;
+  mean or sum.
   logits [B, C], labels [B], counts [C] → scalar."""
   check_reduction(reduction)
   logp = arb_log_prob(logits, labels, counts, clamp)
@@ -82,7 +83,7 @@ def arb_focal_loss(logits, labels, counts, alpha: float = 1.0, gamma: float = 2.
 
 
 def weighted_arb_loss(logits, labels, counts, mode: str = "batch", clamp: float = 30.0, reduction: str = "mean"):
-  """Weighted ARB (§2.2, `WARB_Loss`): ℓ_i = ω_i·(−log p_i), ω_i = m̄ / n_{y_i} with
+  """Weighted ARB (ARB `methods.py` variants, `WARB_Loss`): ℓ_i = ω_i·(−log p_i), ω_i = m̄ / n_{y_i} with
   m̄ = B / #{c : n_c > 0} (mode 'batch', counts are batch counts) or m̄ = Σ_c n_c / C (mode 'global'); mean or sum.
   logits [B, C], labels [B], counts [C] → scalar."""
   check_reduction(reduction)

@@ -33,7 +33,7 @@ def infonce_logits(q: jax.Array, k: jax.Array, queue: jax.Array, temperature: fl
   """[B, 1 + K] logits: column 0 = q_i·k_i (positive), column 1 + j = q_i·queue_j; all divided by T.
 
   q, k [B, d] unit rows (k is treated as a constant), queue [K, d]. `temperature=1` gives the un-scaled logits SBCL
-  hands to its losses (A.3.4).
+  hands to its losses (SBCL `moco/moco.py`).
   """
   k = jax.lax.stop_gradient(k)
   queue = jax.lax.stop_gradient(queue)
@@ -69,7 +69,7 @@ def _supcon_terms(logits, pos, den):
 
 
 def supcon_loss(z: jax.Array, labels: jax.Array, temperature: float = 0.1, base_temperature: float = 0.1):
-  """Warm-up SupCon on classes (spec A.5.1, `SupConLoss`, T = T_b = 0.1), scalar.
+  """Warm-up SupCon on classes (SBCL `SupConLoss`, `SupConLoss`, T = T_b = 0.1), scalar.
 
     s_ab = z_a·z_b,  z [2B, d] (view 1 rows then view 2 rows, unit-norm),  labels y [B] or [2B]
     ℓ_a = −(1/|P(a)|) Σ_{p∈P(a)} [ s_ap/T − log Σ_{b≠a} exp(s_ab/T) ],  P(a) = {b ≠ a : y_b = y_a}  (∋ a')
@@ -85,11 +85,12 @@ def supcon_loss(z: jax.Array, labels: jax.Array, temperature: float = 0.1, base_
 
 def sbcl_loss(z: jax.Array, labels: jax.Array, sub_labels: jax.Array, class_temps: jax.Array,
               temperature: float = 0.1, base_temperature: float = 0.07, gamma: float = 0.25):
-  """SBCL bi-granularity loss, CIFAR default (spec A.5.2, `SupConLoss_rank`), scalar.
+  """SBCL bi-granularity loss, CIFAR default (SBCL `SupConLoss_rank`, `SupConLoss_rank`), scalar.
 
     z [2B, d] unit rows (view 1 then view 2, a' = the other view of a's image); y [B]|[2B] classes, k [B]|[2B]
-    global subclasses, class_temps τ_c [C] (A.4.3); τ = 0.1, τ_b = 0.07, γ = 0.25 (constructor defaults; the
-    script does not pass --temperature here, spec A.10 item 5).
+    global subclasses, class_temps τ_c [C] (SBCL `SimCLR/main.py`); τ = 0.1, τ_b = 0.07, γ = 0.25 (constructor defaults;
+    the
+    script does not pass --temperature here, the SBCL code's known issues).
     ℓ1(a) = −(1/|P1(a)|) Σ_{p∈P1(a)} [ s_ap/τ − log Σ_{b≠a} exp(s_ab/τ) ],   P1(a) = {b ≠ a : k_b = k_a}
     t = τ_{y_a};  N2(a) = {a'} ∪ {b : k_b ≠ k_a};  P2(a) = {a'} ∪ {b : y_b = y_a, k_b ≠ k_a}
     ℓ2(a) = −(1/|P2(a)|) Σ_{p∈P2(a)} [ s_ap/t − log Σ_{b∈N2(a)} exp(s_ab/t) ]
@@ -112,7 +113,7 @@ def sbcl_loss(z: jax.Array, labels: jax.Array, sub_labels: jax.Array, class_temp
 
 def sbcl_ccl_loss(z: jax.Array, labels: jax.Array, sub_labels: jax.Array, temperature: float = 0.1,
                   base_temperature: float = 0.07, gamma: float = 0.25, class_temperature: float = 0.1):
-  """SBCL alternative `SupConLoss_ccl` (spec A.5.3, `--train_rule` ≠ Rank), scalar. No class temperatures.
+  """SBCL alternative `SupConLoss_ccl` (SBCL `SupConLoss_ccl`, `--train_rule` ≠ Rank), scalar. No class temperatures.
 
     ℓ1(a) as in `sbcl_loss` (SupCon on subclasses, τ = 0.1);  ℓ^SC(a) = class-level SupCon at T = 0.1 (denominator
     all b ≠ a, positives all same-class b ≠ a)

@@ -1,7 +1,8 @@
-"""SBCL's queue-based ImageNet-LT losses (spec SBCL_AND_RECORDS A.5.4, `moco/loss.py`): pure jnp functions.
+"""SBCL's queue-based ImageNet-LT losses (SBCL `moco/loss.py`): pure jnp functions.
 
 Inputs shared by all of them
-  logits [B, 1 + K]: row i = [q_i·k_i⁺, q_i·u_1, …, q_i·u_K], NOT divided by a temperature (A.3.4; the losses
+  logits [B, 1 + K]: row i = [q_i·k_i⁺, q_i·u_1, …, q_i·u_K], NOT divided by a temperature (SBCL `moco/moco.py`; the
+  losses
     divide). Column 0 is always a positive.
   labels [B] (class y_i), sub_labels [B] (global subclass k_i) of the anchors.
   queue_labels [K], queue_sub_labels [K]: the label queues' contents BEFORE this batch is enqueued; entries never
@@ -59,7 +60,7 @@ def kcl_positives(labels: jax.Array, queue_labels: jax.Array, key: jax.Array, k:
 
 def kcl_loss(logits: jax.Array, labels: jax.Array, queue_labels: jax.Array, key: jax.Array, k: int = 6,
              temperature: float = 0.07) -> jax.Array:
-  """KCL (phase 1, A.5.4), scalar: multi_positive_nce(ℓ, kcl_positives(y, queue_y, key, k), T)."""
+  """KCL (phase 1, SBCL `moco/loss.py`), scalar: multi_positive_nce(ℓ, kcl_positives(y, queue_y, key, k), T)."""
   pos = jax.lax.stop_gradient(kcl_positives(labels, queue_labels, key, k))
   return multi_positive_nce(logits, pos, temperature)
 
@@ -67,7 +68,8 @@ def kcl_loss(logits: jax.Array, labels: jax.Array, queue_labels: jax.Array, key:
 def sbcl_queue_loss(logits: jax.Array, labels: jax.Array, sub_labels: jax.Array, queue_labels: jax.Array,
                     queue_sub_labels: jax.Array, temperature: float = 0.07, rank_temperature: float = 0.12,
                     gamma: float = 0.2) -> jax.Array:
-  """SBCL queue loss (phase 2, A.5.4), scalar: L1 + γ·L2 as in the module docstring (no class temperatures)."""
+  """SBCL queue loss (phase 2, SBCL `moco/loss.py`), scalar: L1 + γ·L2 as in the module docstring (no class
+  temperatures)."""
   logits = logits.astype(jnp.float32)
   same_sub = queue_sub_labels[None, :] == sub_labels[:, None]           # [B, K]
   same_cls = queue_labels[None, :] == labels[:, None]

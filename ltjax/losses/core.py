@@ -1,4 +1,5 @@
-"""Softmax-family losses over logits z [B, C] and integer labels y [B] (spec ARB_AND_SEMISELF §3.1, §2.3).
+"""Softmax-family losses over logits z [B, C] and integer labels y [B] (imbalanced-semi-self `losses.py`, ARB/MiSLAS
+mixup (`train_stage1.py`)).
 
 All return a float32 scalar; log-softmax is computed in float32 (bf16/f16 inputs are upcast). All are jit-able and
 differentiable; the per-class vectors (class weights w [C], margins m [C], counts n [C]) are explicit arguments.
@@ -31,7 +32,8 @@ def per_example_ce(logits, labels):
 
 
 def softmax_cross_entropy(logits, labels, class_weights: Optional[jax.Array] = None):
-  """Cross-entropy (§3.1). logits [B, C], labels [B] int, class_weights [C] or None → float32 scalar.
+  """Cross-entropy (imbalanced-semi-self `losses.py`). logits [B, C], labels [B] int, class_weights [C] or None →
+  float32 scalar.
 
     no weights:   L = (1/B) Σ_i CE_i
     with weights: L = Σ_i w_{y_i} CE_i / Σ_i w_{y_i}      (PyTorch's weighted mean, `F.cross_entropy(weight=w)`)
@@ -45,7 +47,7 @@ def softmax_cross_entropy(logits, labels, class_weights: Optional[jax.Array] = N
 
 
 def focal_loss(logits, labels, gamma: float = 1.0, class_weights: Optional[jax.Array] = None):
-  """The LDAM-DRW / imbalanced-semi-self focal loss, with its quirk (§3.1).
+  """The LDAM-DRW / imbalanced-semi-self focal loss, with its quirk (imbalanced-semi-self `losses.py`).
   logits [B, C], labels [B] int, class_weights [C] or None → float32 scalar.
 
     ℓ_i = w_{y_i}·CE_i (w ≡ 1 without weights),   p̃_i = exp(−ℓ_i),   L = (1/B) Σ_i (1 − p̃_i)^γ ℓ_i
@@ -60,7 +62,8 @@ def focal_loss(logits, labels, gamma: float = 1.0, class_weights: Optional[jax.A
 
 
 def ldam_loss(cosines, labels, margins, s: float = 30.0, class_weights: Optional[jax.Array] = None):
-  """LDAM (§3.1). cosines z [B, C] (the cosine head's output), labels [B] int, margins m [C] (`ldam_margins`),
+  """LDAM (imbalanced-semi-self `losses.py`). cosines z [B, C] (the cosine head's output), labels [B] int, margins m [C]
+  (`ldam_margins`),
   class_weights [C] or None → float32 scalar.
 
     z'_ic = s·(z_ic − m_{y_i}·1{c = y_i}),   L = softmax_cross_entropy(z', y, class_weights)   (weighted mean)"""
@@ -83,11 +86,12 @@ def balanced_softmax_loss(logits, labels, counts):
 
 
 def mixup_loss(loss_fn, logits, labels_a, labels_b, lam, **kw):
-  """Mixup composition (§2.3): L = λ·L(z, y_a) + (1 − λ)·L(z, y_b); keyword arguments `kw` go to both calls.
+  """Mixup composition (ARB/MiSLAS mixup (`train_stage1.py`)): L = λ·L(z, y_a) + (1 − λ)·L(z, y_b); keyword arguments
+  `kw` go to both calls.
   logits [B, C], labels_a/labels_b [B] int (y_b = y_a permuted), lam scalar in [0, 1] → scalar.
 
   Exact for CE (MiSLAS's `mixup_criterion`). ASSUMPTION for ARB: ARB imports a 7-argument `mixup_criterion` from a
-  `methods.py` that is missing from its repository; we use the spec's natural reading
+  `methods.py` that is missing from its repository; we use its natural reading
   λ·ARB(z, y_a, n) + (1 − λ)·ARB(z, y_b, n) with the *same* count vector n in both terms (batch counts of the
   un-mixed labels y_a — equal to those of the permutation y_b — or the global counts). With a registry loss pass
   `count_labels=y_a` in `kw` so both terms use y_a's counts. Recorded in docs/DEVIATIONS.md."""

@@ -1,5 +1,5 @@
-"""Partial-label losses and table updates: CORR, RECORDS, RECORDS+mixup, SoLar's Sinkhorn (spec SBCL_AND_RECORDS
-§B.4–§B.7, quirks §B.12).
+"""Partial-label losses and table updates: CORR, RECORDS, RECORDS+mixup, SoLar's Sinkhorn (RECORDS
+`utils/utils_loss.py::CORR_loss`; RECORDS `train_solar.py`, quirks the RECORDS code's known issues).
 
 Pure jnp functions, jit-able. The confidence table `W [N, C]` lives in the method state; the caller gathers the
 batch rows `w = W[idx]` (`[B, C]`) and scatters the returned rows back. Logits are computed in float32. Table rows,
@@ -19,15 +19,17 @@ def _f32(x):
   return jnp.asarray(x, jnp.float32)
 
 
-# ---------------------------------------------------------------------------------------------------------- CORR §B.4
+# ---------------------------------------------------------------------------------------------------------- CORR
+# RECORDS `utils/utils_loss.py::CORR_loss`
 def corr_loss_terms(logits_w, logits_s, targets):
-  """The two CORR terms (§B.4). logits_w, logits_s `[B, C]` (weak / strong view), targets w `[B, C]` (table rows,
+  """The two CORR terms (RECORDS `utils/utils_loss.py::CORR_loss`). logits_w, logits_s `[B, C]` (weak / strong view),
+  targets w `[B, C]` (table rows,
   taken before any update) → (L_neg, L_con) float32 scalars, with p = softmax(o), p̃ = softmax(õ):
 
     L_neg = (1/B) Σ_i Σ_j [w_ij = 0]·( −log(|1 − p_ij| + 1e-9) − log(|1 − p̃_ij| + 1e-9) )
     L_con = (1/B) Σ_i Σ_{j: w_ij>0} w_ij (log w_ij − log p_ij) + (same with p̃)      (KL, `batchmean`)
 
-  The negative mask is "current confidence is exactly 0" (not "non-candidate"), §B.12.4."""
+  The negative mask is "current confidence is exactly 0" (not "non-candidate"), the RECORDS code's known issues."""
   w = lax.stop_gradient(_f32(targets))
   b = w.shape[0]
   logp = jax.nn.log_softmax(_f32(logits_w), axis=-1)
@@ -43,17 +45,20 @@ def corr_loss_terms(logits_w, logits_s, targets):
 
 
 def corr_loss(logits_w, logits_s, targets):
-  """CORR loss (§B.4): L = L_neg + L_con (unit weights, no ramp-up); see `corr_loss_terms`. → float32 scalar."""
+  """CORR loss (RECORDS `utils/utils_loss.py::CORR_loss`): L = L_neg + L_con (unit weights, no ramp-up); see
+  `corr_loss_terms`. → float32 scalar."""
   l_neg, l_con = corr_loss_terms(logits_w, logits_s, targets)
   return l_neg + l_con
 
 
 def corr_update(logits_w, logits_s, targets, do_update=True):
-  """CORR confidence update (§B.4). logits `[B, C]` ×2, targets w `[B, C]` → new rows `[B, C]`:
+  """CORR confidence update (RECORDS `utils/utils_loss.py::CORR_loss`). logits `[B, C]` ×2, targets w `[B, C]` → new
+  rows `[B, C]`:
 
     u_ij = [w_ij > 0]·sqrt(p_ij·p̃_ij),   w_i ← u_i / (Σ_j u_ij + 1e-9)
 
-  Support = current non-zero entries (§B.12.4). `do_update` (bool scalar, may be traced; `epoch >= upd_start`):
+  Support = current non-zero entries (the RECORDS code's known issues). `do_update` (bool scalar, may be traced; `epoch
+  >= upd_start`):
   when False the rows are returned unchanged. No gradient."""
   w = _f32(targets)
   p = jax.nn.softmax(_f32(logits_w), axis=-1)
@@ -63,36 +68,42 @@ def corr_update(logits_w, logits_s, targets, do_update=True):
   return lax.stop_gradient(jnp.where(do_update, new, w))
 
 
-# ------------------------------------------------------------------------------------------------------- RECORDS §B.5
+# ------------------------------------------------------------------------------------------------------- RECORDS
+# RECORDS `CORR_loss_RECORDS`
 def records_feature_mean(feat_mean, features_w, features_s, momentum=0.9):
-  """Momentum feature mean, every step (§B.5). feat_mean f̄ `[D]` (zeros initially), features `[B, D]` ×2 → `[D]`:
+  """Momentum feature mean, every step (RECORDS `CORR_loss_RECORDS`). feat_mean f̄ `[D]` (zeros initially), features
+  `[B, D]` ×2 → `[D]`:
 
     g = mean_i (f^w_i + f^s_i)/2,    f̄ ← m·f̄ + (1 − m)·g
 
-  Started from zero with no bias correction, so the first value is (1 − m)·g (§B.12.6). No gradient."""
+  Started from zero with no bias correction, so the first value is (1 − m)·g (the RECORDS code's known issues). No
+  gradient."""
   g = jnp.mean((_f32(features_w) + _f32(features_s)) / 2.0, axis=0)
   return lax.stop_gradient(momentum * _f32(feat_mean) + (1.0 - momentum) * g)
 
 
 def records_prior(feat_mean, fc_kernel, fc_bias):
-  """Current class-prior estimate (§B.5): π = softmax(f̄ W + b) with the *current* classifier.
+  """Current class-prior estimate (RECORDS `CORR_loss_RECORDS`): π = softmax(f̄ W + b) with the *current* classifier.
   feat_mean `[D]`, fc_kernel `[D, C]` (flax layout; PyTorch's weight transposed), fc_bias `[C]` → `[C]`. No gradient."""
   return lax.stop_gradient(jax.nn.softmax(_f32(feat_mean) @ _f32(fc_kernel) + _f32(fc_bias), axis=-1))
 
 
 def records_adjust_logits(logits, prior):
-  """Debiased logits (§B.5, also the test-time adjustment): o − log(π + 1e-9). logits `[B, C]`, prior `[C]`."""
+  """Debiased logits (RECORDS `CORR_loss_RECORDS`, also the test-time adjustment): o − log(π + 1e-9). logits `[B, C]`,
+  prior `[C]`."""
   return _f32(logits) - jnp.log(_f32(prior) + EPS)
 
 
 def records_update(logits_w, logits_s, candidates, prior, targets=None, do_update=True):
-  """RECORDS debiased confidence update (§B.5). logits `[B, C]` ×2, candidates `[B, C]` (rows of the *initial*
+  """RECORDS debiased confidence update (RECORDS `CORR_loss_RECORDS`). logits `[B, C]` ×2, candidates `[B, C]` (rows of
+  the *initial*
   candidate mask / frozen initial table: support is `> 0`), prior π `[C]` → new rows `[B, C]`:
 
     q = softmax(o − log(π+1e-9)),  q̃ = softmax(õ − log(π+1e-9)),  v_ij = [j ∈ S_i]·q_ij·q̃_ij
     v ← v/(Σ_j v + 1e-9);  v ← sqrt(v);  v ← v/(Σ_j v + 1e-9)
 
-  Labels whose confidence fell to 0 can re-enter (support = initial set, §B.12.4). With `do_update` False
+  Labels whose confidence fell to 0 can re-enter (support = initial set, the RECORDS code's known issues). With
+  `do_update` False
   (`epoch < upd_start`) `targets` (required then) is returned unchanged. No gradient."""
   q = jax.nn.softmax(records_adjust_logits(logits_w, prior), axis=-1)
   qs = jax.nn.softmax(records_adjust_logits(logits_s, prior), axis=-1)
@@ -105,9 +116,11 @@ def records_update(logits_w, logits_s, candidates, prior, targets=None, do_updat
   return lax.stop_gradient(jnp.where(do_update, v, _f32(targets)))
 
 
-# --------------------------------------------------------------------------------------------------------- mixup §B.6
+# --------------------------------------------------------------------------------------------------------- mixup
+# RECORDS `CORR_loss_RECORDS_mixup`
 def mixup_lambda(beta):
-  """λ = max(β, 1 − β) for β ~ Beta(4, 4) (drawn by the caller; §B.6, also SoLar §B.7)."""
+  """λ = max(β, 1 − β) for β ~ Beta(4, 4) (drawn by the caller; RECORDS `CORR_loss_RECORDS_mixup`, also SoLar RECORDS
+  `train_solar.py`)."""
   return jnp.maximum(beta, 1.0 - beta)
 
 
@@ -119,7 +132,8 @@ def mix(x, perm, lam):
 
 def records_mixup_loss(logits_w, logits_s, targets, logits_w_mix, logits_s_mix, targets_mix, alpha=1.0,
                        mixed_on=True):
-  """RECORDS + mixup loss (§B.6): L = L_CORR(o, õ; w) + α·[mixed_on]·L_CORR(o_mix, õ_mix; w_mix), all `[B, C]`.
+  """RECORDS + mixup loss (RECORDS `CORR_loss_RECORDS_mixup`): L = L_CORR(o, õ; w) + α·[mixed_on]·L_CORR(o_mix, õ_mix;
+  w_mix), all `[B, C]`.
   w_mix = mix(w, perm, λ) from the rows *before* this step's update; its negative mask is [w_mix = 0]; α = `--alpha`
   (loss weight, not the Beta parameter); `mixed_on` = (epoch ≥ upd_start), may be traced."""
   base = corr_loss(logits_w, logits_s, targets)
@@ -127,22 +141,25 @@ def records_mixup_loss(logits_w, logits_s, targets, logits_w_mix, logits_s_mix, 
   return base + jnp.where(mixed_on, alpha * mixed, 0.0)
 
 
-# --------------------------------------------------------------------------------------------------------- SoLar §B.7
+# --------------------------------------------------------------------------------------------------------- SoLar
+# RECORDS `train_solar.py`
 def solar_scores(logits_w, candidates):
-  """SoLar per-step scores (§B.7). logits_w `[B, C]`, candidates Y `[B, C]` → (M, conf_rn) both `[B, C]`:
+  """SoLar per-step scores (RECORDS `train_solar.py`). logits_w `[B, C]`, candidates Y `[B, C]` → (M, conf_rn) both `[B,
+  C]`:
   M = softmax(o^w) ⊙ Y (Sinkhorn input / queue rows),  conf_rn = M / Σ_j M_ij (the PRODEN-style new table rows)."""
   m = jax.nn.softmax(_f32(logits_w), axis=-1) * _f32(candidates)
   return lax.stop_gradient(m), lax.stop_gradient(m / jnp.sum(m, axis=-1, keepdims=True))
 
 
 def solar_queue_push(queue, rows):
-  """FIFO score queue (§B.7): shift down by B, put `rows [B, C]` on top. queue `[L, C]` → `[L, C]`."""
+  """FIFO score queue (RECORDS `train_solar.py`): shift down by B, put `rows [B, C]` on top. queue `[L, C]` → `[L,
+  C]`."""
   b = rows.shape[0]
   return jnp.concatenate([_f32(rows), queue[:-b]], axis=0)
 
 
 def solar_queue_full(queue):
-  """The queue counts as full when its last row is non-zero (§B.7). → bool scalar."""
+  """The queue counts as full when its last row is non-zero (RECORDS `train_solar.py`). → bool scalar."""
   return jnp.any(queue[-1] != 0)
 
 
@@ -168,13 +185,15 @@ def _sinkhorn_core(scores, r_in, power, num_iters):
 
 
 def sinkhorn(scores, r_in, power=3.0, num_iters=50):
-  """SoLar's Sinkhorn label refinery (§B.7). scores `[N, C]` (non-negative, e.g. [queue; M]), target row marginal
+  """SoLar's Sinkhorn label refinery (RECORDS `train_solar.py`). scores `[N, C]` (non-negative, e.g. [queue; M]), target
+  row marginal
   r `[C]` (the class prior `emp_dist`) → (Q `[N, C]`, nan_fallback bool):
 
     P = (scores^T)^power  [C, N],  c = 1/N;  repeat num_iters: r' = r / (P c),  c = (1/N) / (r'^T P)
     Q = N · diag(c) P^T diag(r')          (rows sum to 1, column sums ≈ N·r)
 
-  Always `num_iters` iterations (the upstream err < 0.1 exit is dead code, §B.12.9). If the result is NaN, it is
+  Always `num_iters` iterations (the upstream err < 0.1 exit is dead code, the RECORDS code's known issues). If the
+  result is NaN, it is
   recomputed once on `scores + 1e-5·[scores = 0]` and the originally-zero entries are zeroed afterwards (no
   renormalisation). Pseudo-labels for the batch are the last B rows. No gradient."""
   scores = lax.stop_gradient(_f32(scores))
@@ -189,7 +208,8 @@ def sinkhorn(scores, r_in, power=3.0, num_iters=50):
 
 
 def soft_cross_entropy(logits, targets):
-  """mean_i −Σ_j t_ij log softmax(o_i)_j (SoLar's rn / ps / L_cons / L_mix terms, §B.7). `[B, C]` ×2 → scalar."""
+  """mean_i −Σ_j t_ij log softmax(o_i)_j (SoLar's rn / ps / L_cons / L_mix terms, RECORDS `train_solar.py`). `[B, C]` ×2
+  → scalar."""
   return jnp.mean(solar_per_example_ce(logits, targets))
 
 

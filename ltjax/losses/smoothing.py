@@ -1,4 +1,4 @@
-"""MiSLAS label-aware smoothing loss (spec ARB_AND_SEMISELF §2.7). The per-class ε vector comes from
+"""MiSLAS label-aware smoothing loss (MiSLAS). The per-class ε vector comes from
 `ltjax.losses.weights.las_epsilons`; ARB's shipped configs never enable it (`LAS: False`)."""
 
 from __future__ import annotations

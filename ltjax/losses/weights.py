@@ -1,4 +1,4 @@
-"""Host-side class statistics for losses (spec ARB_AND_SEMISELF §3.1, §2.7): class-balanced ("effective number")
+"""Host-side class statistics for losses (imbalanced-semi-self `losses.py`, MiSLAS): class-balanced ("effective number")
 weights, the DRW schedule, resampling probabilities, LDAM margins and label-aware-smoothing epsilons.
 
 numpy in, numpy out; computed in float64 with the official expressions' order of operations, then cast to float32
@@ -84,7 +84,7 @@ def ldam_margins(counts, max_m: float = 0.5) -> np.ndarray:
 
 def las_epsilons(counts, head: float, tail: float, shape: str = "concave",
                  power: Optional[float] = None) -> np.ndarray:
-  """MiSLAS label-aware smoothing ε_c (§2.7): counts n [C] → float32 [C]. With r_c = (n_c − n_min)/(n_max − n_min),
+  """MiSLAS label-aware smoothing ε_c (MiSLAS): counts n [C] → float32 [C]. With r_c = (n_c − n_min)/(n_max − n_min),
   h = head (`smooth_head`), t = tail (`smooth_tail`), p = power:
 
     concave  ε_c = t + (h − t)·sin(π r_c / 2)            (MiSLAS's default shape)

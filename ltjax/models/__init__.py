@@ -17,7 +17,7 @@ from ltjax.models.resnet_imagenet import MODELS as IMAGENET_MODELS
 
 MODELS = {f"resnet{d}": functools.partial(ResNetCifar, depth=d) for d in (8, 20, 32, 44, 56, 110)}
 MODELS.update(IMAGENET_MODELS)  # resnet50/101/152, resnext50_32x4d, places_resnet50/152 (torchvision layout)
-MODELS["resnet18_cifar"] = ResNet18Cifar  # RECORDS / CORR / SoLar (spec SBCL_AND_RECORDS §B.3)
+MODELS["resnet18_cifar"] = ResNet18Cifar  # RECORDS / CORR / SoLar (RECORDS `models/resnet.py`)
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 

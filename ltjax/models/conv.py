@@ -47,7 +47,7 @@ IMPLS = ("native", "chunked", "taps", "im2col", "onednn")
 ENV_VAR = "LTJAX_CONV_IMPL"
 CHUNK_ENV_VAR = "LTJAX_CONV_CHUNK"
 # Examples per chunk of the 'chunked' weight gradient.  8 measured best end to end on the AVX2 CPU machines
-# (ResNet-32, batch 128: 76 img/s at 8, 62 at 16, 61 at 4; docs/BENCHMARKS_conv.md); override per run with
+# (ResNet-32, batch 128, against 4 and 16; docs/BENCHMARKS_conv.md); override per run with
 # $LTJAX_CONV_CHUNK or per module with Conv(chunk=...).
 DEFAULT_CHUNK = 8
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -55,8 +55,8 @@ _DN = ("NHWC", "HWIO", "NHWC")
 
 # 'auto' keeps XLA's native path for small maps: input H·W below MIN_CHUNKED_PIXELS *and* H·W·Cin below
 # MIN_CHUNKED_ACTIVATION.  The chunked weight gradient pays off on 16×16 maps and larger and on ResNet-32's 8×8×64
-# stage (31 → 18 ms per layer at batch 128); on the digits models' 8×8×16 and smaller maps no gain was measured and
-# the unrolled chunks cost 2–3× compile time.
+# stage (docs/BENCHMARKS_conv.md); on the digits models' 8×8×16 and smaller maps no gain was measured and the
+# unrolled chunks multiply the compile time.
 MIN_CHUNKED_PIXELS = 16 * 16
 MIN_CHUNKED_ACTIVATION = 8 * 8 * 64
 

@@ -1,4 +1,4 @@
-"""Layers and initialisers faithful to the PyTorch models the specs describe (spec §1.5).
+"""Layers and initialisers faithful to the PyTorch models the specs describe (the official ResNets).
 
 Initialisers (kernels are HWIO for convs, [in, out] for Dense):
   kaiming_normal_fan_in   w ~ N(0, 2/fan_in),  fan_in  = kh·kw·in   (PyTorch kaiming_normal_, mode='fan_in')
@@ -52,7 +52,7 @@ def batch_norm_train(x, scale, bias, epsilon: float = 1e-5):
   Two formulations with the backward pass written out (jax.custom_vjp), chosen by bn_variance_formula():
     one_pass (default): σ² = max(Σx²/N − μ², 0), y = x·a + (β − μ·a) with a = γr. The statistics are two plain sums
       of x and the output one pass over x, so x − μ is never materialised (XLA:CPU's library reductions do not fuse
-      the broadcast): ResNet-32 on CPU +9–14% images/s. flax.linen.BatchNorm's default (use_fast_variance). Loses
+      the broadcast; faster on CPU, docs/BENCHMARKS.md). flax.linen.BatchNorm's default (use_fast_variance). Loses
       about log10(μ²/σ²) of float32's 7 digits in σ² (1e-5 relative at |μ| = 10σ; activations sit near |μ| ≲ σ).
     two_pass: σ² = mean((x − μ)²) as PyTorch: exact to rounding whatever μ.
   The same gradient either way: with d = x − μ, N values per channel and output cotangents (ȳ, μ̄, σ̄²),

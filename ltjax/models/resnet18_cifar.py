@@ -1,4 +1,4 @@
-"""The CIFAR ResNet-18 of RECORDS / CORR / SoLar (`models/resnet.py`, SupCon style; spec SBCL_AND_RECORDS §B.3).
+"""The CIFAR ResNet-18 of RECORDS / CORR / SoLar (`models/resnet.py`, SupCon style; RECORDS `models/resnet.py`).
 
 images [B, H, W, C_in] → stem conv3×3(64, stride 1, padding 1, no bias) → BN → ReLU (no max-pool) → 4 stages of
 2 BasicBlocks (widths 64, 128, 256, 512; strides 1, 2, 2, 2) → global average pool → features f [B, 512] (post-ReLU,

@@ -1,4 +1,4 @@
-"""CIFAR ResNets (He et al. 2016, §4.2) with option-A shortcuts, as in LDAM-DRW / SS / MiSLAS (spec §1.5).
+"""CIFAR ResNets (He et al. 2016, §4.2) with option-A shortcuts, as in LDAM-DRW, imbalanced-semi-self and MiSLAS.
 
 images [B, H, W, C_in] float → stem conv3×3(16) → BN → ReLU → 3 stages × n BasicBlocks (widths 16, 32, 64; stride 2
 at the first block of stages 2 and 3) → global average pool → features [B, 64] → head `fc` → logits [B, C].
@@ -51,7 +51,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNetCifar(nn.Module):
-  """CIFAR ResNet-(6n+2). `__call__(images [B,H,W,C_in], train)` → {'logits': [B, num_classes], 'features': [B, width[-1]]}.
+  """CIFAR ResNet-(6n+2). `__call__(images [B,H,W,C_in], train)` → {'logits': [B, num_classes], 'features': [B,
+  width[-1]]}.
 
   dtype: compute dtype of convs and activations (e.g. jnp.bfloat16); parameters, BN statistics, features and logits
     are always float32.

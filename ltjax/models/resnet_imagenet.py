@@ -1,4 +1,5 @@
-"""ImageNet ResNets in torchvision's layout (spec §1.5): ResNet-50/152 (bottleneck v1.5), ResNeXt-50 32×4d, and the
+"""ImageNet ResNets in torchvision's layout (the official ResNets): ResNet-50/152 (bottleneck v1.5), ResNeXt-50 32×4d,
+and the
 Places-LT model (frozen trunk minus its last block + a trainable bottleneck + linear head).
 
 images [B, H, W, 3] float → conv1 7×7/2 (pad 3) → bn1 → ReLU → max-pool 3×3/2 (pad 1) → layer1..layer4 of Bottlenecks
@@ -22,7 +23,8 @@ Parameter paths mirror torchvision's state_dict keys with '.' → '/' and `layer
   fc.weight [C,2048], fc.bias [C]      params/fc/kernel [2048,C], params/fc/bias [C]
 (`benchmarks/convert_torchvision.py` writes such a state_dict as the `.npz` that `init.workdir` accepts.)
 
-Initialisation (spec §1.5, ARB/MI `models/resnet.py` and SS `ResNetFeature.py` agree): every conv N(0, 2/fan_out)
+Initialisation (the official ResNets, ARB/MI `models/resnet.py` and SS `ResNetFeature.py` agree): every conv N(0,
+2/fan_out)
 (Kaiming normal, mode fan_out, ReLU gain; fan_out = kh·kw·out_channels), BN γ = 1, β = 0 with NO zero-init of the
 last BN γ; the classifier `fc` = Linear(2048, C) with PyTorch's default init (W, b ~ U(±1/√2048)), because both
 repositories build the classifier as a separate module outside the init loop.  `head='cosine'` swaps in
@@ -75,7 +77,8 @@ class TorchLinear(nn.Module):
 
 
 def make_head(kind: str, num_classes: int):
-  """'linear' → TorchLinear (PyTorch default init, the ImageNet classifiers of spec §1.5), 'cosine' → NormedLinear."""
+  """'linear' → TorchLinear (PyTorch default init, the ImageNet classifiers of the official ResNets), 'cosine' →
+  NormedLinear."""
   if kind == "linear":
     return TorchLinear(num_classes, name="fc")
   if kind == "cosine":
@@ -187,7 +190,7 @@ class ResNetImageNet(nn.Module):
 
 
 class PlacesResNet(nn.Module):
-  """Places-LT model (spec §1.5, ARB/MI `models/resnet_places.py`, depth chosen explicitly).
+  """Places-LT model (the official ResNets, ARB/MI `models/resnet_places.py`, depth chosen explicitly).
 
   trunk = ImageNet ResNet-`depth` stem + layer1..3 + layer4 minus its last block, run in eval mode (BN running
           statistics, never updated) with its output under stop_gradient: frozen;

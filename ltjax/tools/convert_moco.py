@@ -1,6 +1,8 @@
-"""Official MoCo checkpoints (`moco_ckpt_XXXX.pth.tar`, spec ARB_AND_SEMISELF §3.5–3.7) → ltjax `.npz` weights.
+"""Official MoCo checkpoints (`moco_ckpt_XXXX.pth.tar`, imbalanced-semi-self `imagenet_inat/main.py`;
+imbalanced-semi-self's flags) → ltjax `.npz` weights.
 
-What the SS loader does with such a file (§3.5 "Weight loading", §3.2 `--pretrained_model`): keep the keys that
+What the SS loader does with such a file (imbalanced-semi-self `imagenet_inat/main.py` "Weight loading",
+imbalanced-semi-self `train.py` `--pretrained_model`): keep the keys that
 start with `module.encoder_q.` except the encoder's `fc` (the MoCo MLP head), strip the prefix, and copy them into
 the feature model. This module does the same and writes the result in the layout `init.workdir` reads: an `.npz`
 whose keys are '/'-joined flax paths, `params/<module path>/<name>` and `batch_stats/<module path>/<name>`.

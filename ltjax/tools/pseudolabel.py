@@ -1,4 +1,4 @@
-"""Pseudo-label an unlabeled pool with a trained run (spec ARB_AND_SEMISELF §3.3, `gen_pseudolabels.py`):
+"""Pseudo-label an unlabeled pool with a trained run (imbalanced-semi-self `train_semi.py`, `gen_pseudolabels.py`):
 
   python -m ltjax.tools.pseudolabel --workdir runs/c10_002_ce --pool data/ti_80M_selected.pickle --out data/pl_c10.npz
   python -m ltjax.tools.pseudolabel --workdir runs/svhn_002_ce --pool svhn_extra --out data/pl_svhn.npz

@@ -5,7 +5,7 @@
 
 One run: per_class_accuracy.png (accuracy against training count, log scale), confusion.png (classes ordered by
 training frequency), reliability.png (with ECE), classifier_norms.png, geometry.png (cosines between class means
-and between classifier vectors), gradient_components.png (attraction/repulsion, spec §2.4), results.md and
+and between classifier vectors), gradient_components.png (attraction/repulsion, ARB `train_stage1.py`), results.md and
 results.json. Several runs: comparison.md, comparison.json and per_class_comparison.png.
 """
 

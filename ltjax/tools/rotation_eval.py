@@ -1,4 +1,5 @@
-"""Rotation accuracy of a rotation pre-training run (spec ARB_AND_SEMISELF §3.4; ltjax/methods/semi_self/rotation.py):
+"""Rotation accuracy of a rotation pre-training run (imbalanced-semi-self `pretrain_rot.py`;
+ltjax/methods/semi_self/rotation.py):
 
   python -m ltjax.tools.rotation_eval --workdir runs/ss_rot_cifar10_0.01 [--checkpoint last] [--split test]
 

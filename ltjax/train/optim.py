@@ -1,12 +1,13 @@
 """Optimizer and learning-rate schedules, as the official PyTorch code runs them.
 
-Learning rate (spec ARB_AND_SEMISELF §1.6, §2.4, §3.2, §3.5, §3.6): the official trainers set the LR once per epoch,
+Learning rate (the official SGD settings, ARB `train_stage1.py`, imbalanced-semi-self `train.py`, imbalanced-semi-self
+`imagenet_inat/main.py`, imbalanced-semi-self `pretrain_moco.py`): the official trainers set the LR once per epoch,
 at the start of the epoch, and keep it for every step of that epoch. Here every schedule is a plain python function
 `f(e, base_lr, ...) -> float` of the **0-based** epoch index `e`; `lr_table` evaluates one for every epoch of a run
 (float64 array `[E]`), and `epoch_schedule(table, steps_per_epoch)` turns the table into an optax schedule
 `step -> table[min(step // steps_per_epoch, E - 1)]`, constant within an epoch.
 
-Optimizer (§1.6): PyTorch SGD with coupled weight decay, dampening 0,
+Optimizer (the official SGD settings): PyTorch SGD with coupled weight decay, dampening 0,
 
     g ← g + λ·θ          (weight decay on ALL parameters by default: conv/linear weights, biases, BN γ and β)
     v ← μ·v + g          (first step: v = g, because the buffer starts at 0)
@@ -33,7 +34,7 @@ import optax
 
 from ltjax.errors import ConfigError
 
-# ARB/MiSLAS use a truncated π in their cosine schedule (spec §2.4).
+# ARB/MiSLAS use a truncated π in their cosine schedule (ARB `train_stage1.py`).
 TRUNCATED_PI = 3.1415926535
 
 
@@ -61,7 +62,7 @@ def _warmup_step(e: int, base_lr: float, warmup: int, milestones: Sequence[int],
 
 def arb_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] = (160, 240),
              gammas: Sequence[float] = (0.1, 0.01)) -> float:
-  """ARB/MiSLAS stage-1 step schedule, `cos: False` (spec §2.4).
+  """ARB/MiSLAS stage-1 step schedule, `cos: False` (ARB `train_stage1.py`).
 
   With e' = e + 1 (checked in this order, larger milestone first):
 
@@ -77,7 +78,7 @@ def arb_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] 
 
 def ss_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] = (160, 180),
             factors: Sequence[float] = (0.01, 1e-4), legacy_order: bool = False) -> float:
-  """imbalanced-semi-self / LDAM-DRW CIFAR step schedule (spec §3.2, §4).
+  """imbalanced-semi-self / LDAM-DRW CIFAR step schedule (imbalanced-semi-self `train.py`, LDAM-DRW `cifar_train.py`).
 
   With e' = e + 1:
 
@@ -94,13 +95,15 @@ def ss_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] =
 
 
 def arb_cosine(e: int, base_lr: float, num_epochs: int) -> float:
-  """ARB/MiSLAS `cos: True` (spec §2.4): lr_e = 0.5·lr·(1 + cos(π̃·e/E)), π̃ = 3.1415926535 (truncated), 0-based e,
+  """ARB/MiSLAS `cos: True` (ARB `train_stage1.py`): lr_e = 0.5·lr·(1 + cos(π̃·e/E)), π̃ = 3.1415926535 (truncated),
+  0-based e,
   no warm-up. The first epoch uses lr; the last (e = E−1) a small positive value."""
   return 0.5 * base_lr * (1.0 + math.cos(TRUNCATED_PI * e / num_epochs))
 
 
 def decoupling_cosine(e: int, base_lr: float, num_epochs: int, eta_min: float = 0.0) -> float:
-  """SS `imagenet_inat` (decoupling code base) cosine (spec §3.5): `CosineAnnealingLR(T_max=E, eta_min)` stepped at
+  """SS `imagenet_inat` (decoupling code base) cosine (imbalanced-semi-self `imagenet_inat/main.py`):
+  `CosineAnnealingLR(T_max=E, eta_min)` stepped at
   the *start* of every epoch, so the official 1-based epoch e+1 uses
 
       lr_e = eta_min + 0.5·(lr − eta_min)·(1 + cos(π·(e + 1)/E))
@@ -111,28 +114,32 @@ def decoupling_cosine(e: int, base_lr: float, num_epochs: int, eta_min: float = 
 
 
 def moco_cosine(e: int, base_lr: float, num_epochs: int) -> float:
-  """MoCo pre-training cosine (spec §3.6): lr_e = lr·0.5·(1 + cos(π·e/E)), 0-based e; the first epoch uses lr."""
+  """MoCo pre-training cosine (imbalanced-semi-self `pretrain_moco.py`): lr_e = lr·0.5·(1 + cos(π·e/E)), 0-based e; the
+  first epoch uses lr."""
   return base_lr * 0.5 * (1.0 + math.cos(math.pi * e / num_epochs))
 
 
 def moco_step(e: int, base_lr: float, milestones: Sequence[int] = (120, 160), gamma: float = 0.1) -> float:
-  """MoCo pre-training without `--cos` (spec §3.6): lr·γ^{#(milestones m with e >= m)}, 0-based e."""
+  """MoCo pre-training without `--cos` (imbalanced-semi-self `pretrain_moco.py`): lr·γ^{#(milestones m with e >= m)},
+  0-based e."""
   return base_lr * gamma ** sum(1 for m in milestones if e >= m)
 
 
 def mislas_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] = (160, 180),
                 gammas: Sequence[float] = (0.1, 0.01)) -> float:
-  """MiSLAS's own stage-1 step schedule (spec §2.6): as `arb_step` but ×0.01 after epoch 180 (ARB moved it to 240,
+  """MiSLAS's own stage-1 step schedule (ARB's shipped configs): as `arb_step` but ×0.01 after epoch 180 (ARB moved it
+  to 240,
   where 200 epochs never reach it)."""
   return arb_step(e, base_lr, warmup=warmup, milestones=milestones, gammas=gammas)
 
 
 def records_cosine(e: int, base_lr: float, num_epochs: int, decay_rate: float = 0.1, restart_epoch: int = 0) -> float:
-  """RECORDS / CORR / SoLar `--cosine` (spec SBCL_AND_RECORDS §B.8), 0-based e, set at the start of every epoch:
+  """RECORDS / CORR / SoLar `--cosine` (RECORDS' schedules), 0-based e, set at the start of every epoch:
 
       lr_e = η_min + (lr − η_min)·(1 + cos(π·e/E))/2,   η_min = lr·decay_rate³
 
-  `restart_epoch` R > 0 (SoLar's two stages, §B.7): the horizon is E = num_epochs − R (`--epochs`) and the schedule
+  `restart_epoch` R > 0 (SoLar's two stages, RECORDS `train_solar.py`): the horizon is E = num_epochs − R (`--epochs`)
+  and the schedule
   restarts at R: epochs e < R (stage 1, `--est_epochs`) use e, epochs e >= R use e − R."""
   horizon = num_epochs - restart_epoch
   if horizon < 1:
@@ -144,7 +151,8 @@ def records_cosine(e: int, base_lr: float, num_epochs: int, decay_rate: float = 
 
 def records_step(e: int, base_lr: float, milestones: Sequence[int] = (700, 800, 900),
                  decay_rate: float = 0.1) -> float:
-  """RECORDS / CORR / SoLar without `--cosine` (§B.8): lr·decay_rate^{#(milestones m with e > m)}, 0-based e."""
+  """RECORDS / CORR / SoLar without `--cosine` (RECORDS' schedules): lr·decay_rate^{#(milestones m with e > m)}, 0-based
+  e."""
   return base_lr * decay_rate ** sum(1 for m in milestones if e > m)
 
 
@@ -156,7 +164,8 @@ def constant(e: int, base_lr: float) -> float:
 
 def sbcl_cosine(e: int, base_lr: float, num_epochs: int, steps_per_epoch: int, warmup: int = 10,
                 warmup_from: float = 0.01, decay_rate: float = 0.1, fix_negative_warmup: bool = False):
-  """SBCL CIFAR stage 1 (`SimCLR/main.py`, SupCon's schedule, spec A.6.1): per-STEP rates of epoch e, a list of
+  """SBCL CIFAR stage 1 (`SimCLR/main.py`, SupCon's schedule, SBCL `SimCLR/main.py`): per-STEP rates of epoch e, a list
+  of
   `steps_per_epoch` floats (N_b = steps_per_epoch, b = 0-based step within the epoch).
 
   Cosine per epoch:  η_e = η_min + (η_0 − η_min)·(1 + cos(π·e/E))/2,   η_min = η_0·decay_rate⁴ (5e-5 for 0.5).
@@ -165,7 +174,7 @@ def sbcl_cosine(e: int, base_lr: float, num_epochs: int, steps_per_epoch: int, w
       η_w = η_0·decay_rate³ + (η_0 − η_0·decay_rate³)·(1 + cos(π·warmup/E))/2   (≈ 0.49988; note 0.1³, not 0.1⁴)
   The formula is written for 1-based epochs but the loop is 0-based, so epoch 0 has p ∈ [−0.1, 0): NEGATIVE
   rates (≈ −0.039 at the first step), and the ramp ends at epoch `warmup` (≈ 0.4955); epoch warmup+1 resumes the
-  cosine. That is the official behaviour (spec A.10 item 1) and the default.
+  cosine. That is the official behaviour (the SBCL code's known issues) and the default.
   `fix_negative_warmup=True`: the ramp uses the epoch count SupCon intended, p = (b + e·N_b)/(warmup·N_b) for
   e < warmup (0.01 at the first step, → η_w at the end of epoch warmup−1), the cosine from epoch `warmup` on.
   """
@@ -189,7 +198,8 @@ def sbcl_cosine(e: int, base_lr: float, num_epochs: int, steps_per_epoch: int, w
 
 def sbcl_linear_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequence[int] = (140, 180),
                      factors: Sequence[float] = (0.1, 0.01)) -> float:
-  """SBCL CIFAR stage 2, `--train_rule DRW` (and CE) (`SimCLR/linear_classify.py`, spec A.6.2). With e' = e + 1:
+  """SBCL CIFAR stage 2, `--train_rule DRW` (and CE) (`SimCLR/linear_classify.py`, SBCL `SimCLR/linear_classify.py`).
+  With e' = e + 1:
 
       lr·e'/warmup   if e' <= warmup
       lr·0.01        if e' > 180
@@ -200,7 +210,7 @@ def sbcl_linear_step(e: int, base_lr: float, warmup: int = 5, milestones: Sequen
 
 
 def sbcl_linear_cosine(e: int, base_lr: float, num_epochs: int, warmup: int = 5) -> float:
-  """SBCL CIFAR stage 2, `--train_rule CB | Reweight` (spec A.6.2). With e' = e + 1:
+  """SBCL CIFAR stage 2, `--train_rule CB | Reweight` (SBCL `SimCLR/linear_classify.py`). With e' = e + 1:
 
       lr·e'/warmup                                          if e' <= warmup
       0.5·lr·(1 + cos(π·(e' − warmup)/(E − warmup)))        otherwise (0 in the last epoch)
@@ -215,7 +225,7 @@ SCHEDULES: Dict[str, Callable[..., float]] = {
     "arb_step": arb_step,
     "mislas_step": mislas_step,
     "ss_step": ss_step,
-    "ldam_drw_step": ss_step,  # LDAM-DRW's schedule is the (corrected-order) SS one (spec §4)
+    "ldam_drw_step": ss_step,  # LDAM-DRW's schedule is the (corrected-order) SS one (LDAM-DRW `cifar_train.py`)
     "arb_cosine": arb_cosine,
     "decoupling_cosine": decoupling_cosine,
     "moco_cosine": moco_cosine,
@@ -367,7 +377,7 @@ def sgd(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, weight_dec
   Per step (λ = weight_decay, μ = momentum, lr = learning_rate(count) for a schedule, count = steps taken):
 
       g ← g + λ·θ           for every parameter selected by `mask` (default: all of them, BN γ/β and biases
-                            included, spec §1.6)
+                            included, the official SGD settings)
       v ← μ·v + g           (v starts at 0, so the first step has v = g; with μ = 0 no buffer is kept)
       θ ← θ − lr·v          (nesterov: θ ← θ − lr·(g + μ·v))
 
@@ -379,7 +389,8 @@ def sgd(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, weight_dec
     mask: which parameters get weight decay, in optax's convention: a pytree of bools with the structure of the
       params (or a prefix of it), or a callable `params -> such a pytree`; True = decayed. None = all parameters.
     frozen: parameters that must not change at all (their update is exactly 0: no gradient step, no weight decay,
-      no momentum state; e.g. the feature extractor in cRT, spec §3.5): a pytree of bools (or prefix) or a callable
+      no momentum state; e.g. the feature extractor in cRT, imbalanced-semi-self `imagenet_inat/main.py`): a pytree of
+      bools (or prefix) or a callable
       `params -> pytree`; True = frozen. Implemented with `optax.partition` ({'train': SGD, 'frozen':
       set_to_zero()}), which changes the optimizer-state structure; None = nothing frozen (plain chain).
       BN running statistics are not parameters and are not affected by this.

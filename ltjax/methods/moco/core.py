@@ -1,4 +1,4 @@
-"""MoCo v2 building blocks (spec ARB_AND_SEMISELF §3.6, SBCL_AND_RECORDS A.3.4): pure functions, jittable.
+"""MoCo v2 building blocks (imbalanced-semi-self `pretrain_moco.py`, SBCL `moco/moco.py`): pure functions, jittable.
 
 Conventions
   * B = global batch, K = queue length, d = embedding dimension. The queue is stored row-major, `queue [K, d]`
@@ -16,7 +16,8 @@ Shuffle-BN on a mesh (`grouped_apply`, `shuffled_apply`). Upstream runs G DDP pr
 synchronised) BatchNorm, so every BN layer normalises with the statistics of one GPU's sub-batch of B/G images. The
 query of image i is normalised within the sub-batch i was loaded in; its key is computed after a global random
 permutation of the batch (`_batch_shuffle_ddp`), so it is normalised within a *different*, random sub-batch, and
-the model cannot use shared batch statistics to find the positive (MoCo §3.3). Here the number of BN groups G is a
+the model cannot use shared batch statistics to find the positive (MoCo imbalanced-semi-self `train_semi.py`). Here the
+number of BN groups G is a
 config value independent of the device count: the batch is reshaped to [G, B/G, ...] and the encoder is vmapped
 over the groups, so each group's BN statistics span exactly its B/G images whatever the mesh (GSPMD splits the
 group axis over devices when it can, which with G = #devices is exactly DDP's layout). Keys: x_k[π] is split into

@@ -1,4 +1,4 @@
-"""MoCo v2 self-supervised pre-training (spec ARB_AND_SEMISELF §3.6, `pretrain_moco.py` of imbalanced-semi-self).
+"""MoCo v2 self-supervised pre-training (imbalanced-semi-self `pretrain_moco.py` of imbalanced-semi-self).
 
 Labels are unused. Per step, with B the global batch, G BatchNorm groups, K the queue size, T the temperature:
 

@@ -1,4 +1,4 @@
-"""Partial-label (candidate-set) generation for long-tailed PLL (spec SBCL_AND_RECORDS §B.2.2, §B.1).
+"""Partial-label (candidate-set) generation for long-tailed PLL (RECORDS' candidate-set generation, RECORDS' pipeline).
 
 Host side, numpy. One uniform matrix `U ∈ [0,1)^{N×C}` is drawn in a single call `rng.uniform(0, 1, size=(N, C))`
 (row-major, legacy `np.random.RandomState` stream: upstream uses the global `np.random` stream seeded with 0 by the
@@ -11,7 +11,7 @@ dataset constructor and already advanced by the long-tailed class shuffles, so p
 * hierarchical:  T_{y,j} = 8q if j ≠ y shares y's CIFAR-100 superclass (4 such j), q otherwise (CIFAR-100-LT-NU)
 
 The candidate matrix is float32 `[N, C]` of {0, 1} (upstream keeps a float tensor). The confidence table starts
-uniform over candidates, `w_ij = [j ∈ S_i] / |S_i|` (§B.1).
+uniform over candidates, `w_ij = [j ∈ S_i] / |S_i|` (RECORDS' pipeline).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _rng(rng: Union[None, int, np.random.RandomState]) -> np.random.RandomState:
 
 
 def uniform_transition(num_classes: int, q: float) -> np.ndarray:
-  """T `[C, C]` float64: T_{y,y} = 1, T_{y,j} = q for j ≠ y (§B.2.2 uniform)."""
+  """T `[C, C]` float64: T_{y,y} = 1, T_{y,j} = q for j ≠ y (RECORDS' candidate-set generation uniform)."""
   q = _check_q(q)
   t = np.full((num_classes, num_classes), q, np.float64)
   np.fill_diagonal(t, 1.0)
@@ -103,7 +103,8 @@ def uniform_transition(num_classes: int, q: float) -> np.ndarray:
 
 
 def hierarchical_transition(q: float, fine_to_coarse: Optional[np.ndarray] = None) -> np.ndarray:
-  """T `[100, 100]` float64 for CIFAR-100-LT-NU (§B.2.2): T_{y,y} = 1, T_{y,j} = 8q when j ≠ y is in y's superclass,
+  """T `[100, 100]` float64 for CIFAR-100-LT-NU (RECORDS' candidate-set generation): T_{y,y} = 1, T_{y,j} = 8q when j ≠
+  y is in y's superclass,
   q otherwise. With q > 1/8 the in-superclass entries exceed 1 and those labels are always candidates (as upstream:
   no clipping is needed for `U < T`)."""
   q = _check_q(q)
@@ -128,7 +129,7 @@ def candidates_from_transition(labels, transition: np.ndarray,
 
 def uniform_candidates(labels, num_classes: int, q: float,
                        rng: Union[None, int, np.random.RandomState] = None) -> np.ndarray:
-  """Uniform candidate sets (§B.2.2): labels `[N]` int, q ∈ [0, 1] → `[N, C]` float32 {0,1};
+  """Uniform candidate sets (RECORDS' candidate-set generation): labels `[N]` int, q ∈ [0, 1] → `[N, C]` float32 {0,1};
   E|S_i| = 1 + q(C − 1). `rng`: the shared legacy RandomState (advanced in place), a seed, or None (seed 0).
   Upstream derives C as max(label) − min(label) + 1; here C is explicit (the same when every class occurs)."""
   return candidates_from_transition(labels, uniform_transition(num_classes, q), rng)
@@ -136,14 +137,16 @@ def uniform_candidates(labels, num_classes: int, q: float,
 
 def hierarchical_candidates(labels, q: float, rng: Union[None, int, np.random.RandomState] = None,
                             fine_to_coarse: Optional[np.ndarray] = None) -> np.ndarray:
-  """CIFAR-100 superclass-aware candidate sets (§B.2.2, `--hierarchical`): labels `[N]` fine labels → `[N, 100]`
+  """CIFAR-100 superclass-aware candidate sets (RECORDS' candidate-set generation, `--hierarchical`): labels `[N]` fine
+  labels → `[N, 100]`
   float32 {0,1}; E|S_i| = 1 + 4·8q + 95q. Only for CIFAR-100 (CIFAR-10 ignores `--hierarchical` here)."""
   return candidates_from_transition(labels, hierarchical_transition(q, fine_to_coarse), rng)
 
 
 def check_candidates(candidates, labels, require_true: bool = True) -> np.ndarray:
   """Validate a candidate matrix `[N, C]` against labels `[N]`: entries must be 0/1, every row non-empty, and (when
-  `require_true`, the protocol of §B.1) contain the true label. Raises ValueError naming the first bad example index.
+  `require_true`, the protocol of RECORDS' pipeline) contain the true label. Raises ValueError naming the first bad
+  example index.
   Returns the matrix as float32."""
   s = np.asarray(candidates)
   if s.ndim != 2:
@@ -165,7 +168,7 @@ def check_candidates(candidates, labels, require_true: bool = True) -> np.ndarra
 
 
 def initial_confidence(candidates) -> np.ndarray:
-  """Confidence table init (§B.1): w_ij = [j ∈ S_i] / |S_i|, `[N, C]` float32 (rows must be non-empty)."""
+  """Confidence table init (RECORDS' pipeline): w_ij = [j ∈ S_i] / |S_i|, `[N, C]` float32 (rows must be non-empty)."""
   s = np.asarray(candidates, np.float32)
   n = s.sum(axis=1, keepdims=True)
   if np.any(n == 0):

@@ -18,8 +18,9 @@ from ltjax.methods.records.metrics import batch_mean_top1, rank_group_accuracies
 
 log = logging.getLogger("ltjax")
 
-# Train-view normalisation of the official loaders (§B.2.3); the test transform uses CIFAR-100's for both datasets
-# (set config.data.mean / std to CIFAR100_STATS for that, §B.12.1).
+# Train-view normalisation of the official loaders (RECORDS' transforms); the test transform uses CIFAR-100's for both
+# datasets
+# (set config.data.mean / std to CIFAR100_STATS for that, the RECORDS code's known issues).
 CIFAR10_TRAIN_STATS = ((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261))
 CIFAR100_STATS = ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
 VIEWS = ("records", "plain")
@@ -27,7 +28,8 @@ VIEWS = ("records", "plain")
 
 def generate_candidates(labels: np.ndarray, num_classes: int, q: float, hierarchical: bool,
                         rng: np.random.RandomState) -> np.ndarray:
-  """Candidate sets of §B.2.2 on the given legacy stream (advanced in place): hierarchical (8q / q) for 100 classes
+  """Candidate sets of RECORDS' candidate-set generation on the given legacy stream (advanced in place): hierarchical
+  (8q / q) for 100 classes
   with `hierarchical`, uniform otherwise (CIFAR-10 ignores `--hierarchical` here, as upstream)."""
   if hierarchical and num_classes == 100:
     s = pl.hierarchical_candidates(labels, q, rng=rng)
@@ -39,7 +41,8 @@ def generate_candidates(labels: np.ndarray, num_classes: int, q: float, hierarch
 def partial_label_defaults(c: ml_collections.ConfigDict) -> None:
   c.partial_rate = 0.1  # q: flip probability of each non-true label into the candidate set (--partial_rate)
   c.hierarchical = False  # CIFAR-100-LT-NU candidates (8q in the superclass); pair with data.count_shuffle_seed
-  c.views = "records"  # records (weak/strong of §B.2.3) | plain (both views un-augmented: tiny images, digits)
+  # records (the weak/strong views of RECORDS' transforms) | plain (both views un-augmented: tiny images, digits)
+  c.views = "records"
   c.train_mean = ()  # train-view normalisation; () = config.data.mean / the dataset's
   c.train_std = ()
 

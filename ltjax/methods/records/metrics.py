@@ -15,7 +15,8 @@ import numpy as np
 
 
 def batch_mean_top1(logits: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
-  """train.py's test accuracy (§B.9): split order, batches of `batch_size` (the last one smaller), the unweighted
+  """train.py's test accuracy (RECORDS' evaluation, `train.py`): split order, batches of `batch_size` (the last one
+  smaller), the unweighted
   mean of the per-batch top-1 accuracies, in percent."""
   pred = np.argmax(np.asarray(logits), axis=1)
   correct = pred == np.asarray(labels)
@@ -24,7 +25,8 @@ def batch_mean_top1(logits: np.ndarray, labels: np.ndarray, batch_size: int) -> 
 
 
 def rank_groups(counts: np.ndarray, k: int) -> Dict[str, np.ndarray]:
-  """SoLar's many/medium/few (§B.9): with counts sorted ascending, many = n_c > sorted[C − k − 1],
+  """SoLar's many/medium/few (RECORDS' evaluation, `train.py`): with counts sorted ascending, many = n_c > sorted[C − k
+  − 1],
   few = n_c < sorted[k], medium the rest. Boolean [C] masks."""
   counts = np.asarray(counts)
   s = np.sort(counts)

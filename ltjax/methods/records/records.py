@@ -1,28 +1,38 @@
-"""Long-tailed partial-label learning (spec SBCL_AND_RECORDS Part B): CORR, CORR + RECORDS, CORR + RECORDS + mixup
+"""Long-tailed partial-label learning (RECORDS (Hong et al., ICLR 2023; official code)): CORR, CORR + RECORDS, CORR +
+RECORDS + mixup
 (`method = "records"`) and SoLar (`method = "solar"`).
 
 Both keep in the method state (so in the replicated train state and in checkpoints):
-  confidence  W [N, C] float32  soft pseudo-labels, rows sum to 1, initialised uniform over the candidates (§B.1)
+  confidence  W [N, C] float32  soft pseudo-labels, rows sum to 1, initialised uniform over the candidates (RECORDS'
+  pipeline)
   candidates  S [N, C] float32  the initial candidate mask (constant)
 and gather the batch rows by the batch's `index`. The candidate sets are generated host side for the long-tailed
-training subset (at construction): one `uniform(0, 1, (N, C))` draw on the legacy RandomState of the selection, continued
-right after the per-class shuffles (§B.2.2), uniform with flip probability q or, for CIFAR-100 with
+training subset (at construction): one `uniform(0, 1, (N, C))` draw on the legacy RandomState of the selection,
+continued
+right after the per-class shuffles (RECORDS' candidate-set generation), uniform with flip probability q or, for
+CIFAR-100 with
 `hierarchical`, 8q inside the true label's superclass (CIFAR-100-LT-NU).
 
 records (train.py; every step one forward over [weak; strong] (2B), or [weak; strong; weak_mix; strong_mix] (4B)
 with mixup, so BatchNorm sees all views at once):
-  L = L_CORR(o, õ; w)  [+ α·[e ≥ upd_start]·L_CORR(o_mix, õ_mix; λw + (1−λ)w[π])]         (§B.4, §B.6)
+  L = L_CORR(o, õ; w)  [+ α·[e ≥ upd_start]·L_CORR(o_mix, õ_mix; λw + (1−λ)w[π])]         (RECORDS
+  `utils/utils_loss.py::CORR_loss`, RECORDS `CORR_loss_RECORDS_mixup`)
   debias (RECORDS): f̄ ← m f̄ + (1−m)·mean((f^w + f^s)/2) every step, π = softmax(fc(f̄)) with the current fc,
-  table update on o − log(π + 1e-9) with the initial candidate support, test logits o − log(π + 1e-9) (§B.5);
-  plain CORR updates with the current support and tests on raw logits (§B.4). Updates only when e ≥ upd_start.
-solar (train_solar.py, §B.7): separate forwards for weak, strong and mixed batches; FIFO score queue, Sinkhorn
+  table update on o − log(π + 1e-9) with the initial candidate support, test logits o − log(π + 1e-9) (RECORDS
+  `CORR_loss_RECORDS`);
+  plain CORR updates with the current support and tests on raw logits (RECORDS `utils/utils_loss.py::CORR_loss`).
+  Updates only when e ≥ upd_start.
+solar (train_solar.py, RECORDS `train_solar.py`): separate forwards for weak, strong and mixed batches; FIFO score
+queue, Sinkhorn
   pseudo-labels with the online class prior, per-class small-loss selection with ρ/η ramps, τ rule, the three-term
   loss, PRODEN-style table update; per-epoch EMA prior from predictions on the un-augmented training set; two stages
   (pre-estimation for `est_epochs`, then a fresh model, optimizer, table and queue) in one run.
 
 Evaluation adds to the trainer's exact top-1 the official `train.py` figure, `top1_batch_mean` (the unweighted mean
-of per-batch accuracies over test batches of 4·batch_size, §B.9/§B.12.3), and SoLar's rank-based groups
-`many_rank` / `medium_rank` / `few_rank` (k = round(C/3): 3 for CIFAR-10, 33 for CIFAR-100, §B.9).
+of per-batch accuracies over test batches of 4·batch_size, RECORDS' evaluation, `train.py`; the RECORDS code's known
+issues), and SoLar's rank-based groups
+`many_rank` / `medium_rank` / `few_rank` (k = round(C/3): 3 for CIFAR-10, 33 for CIFAR-100, RECORDS' evaluation,
+`train.py`).
 """
 
 

@@ -22,7 +22,8 @@ log = logging.getLogger("ltjax")
 
 
 def solar_selection(q, ps, prior, rho, batch_size):
-  """Per-class small-loss selection (§B.7), `[B]` bool: for each class j with n_j ≥ 1 samples whose argmax Q_i = j,
+  """Per-class small-loss selection (RECORDS `train_solar.py`), `[B]` bool: for each class j with n_j ≥ 1 samples whose
+  argmax Q_i = j,
   the max(min(⌈batch_size·prior_j·ρ⌉, n_j), 1) samples of smallest ps (ties: lower index first)."""
   cls = jnp.argmax(q, axis=-1)
   c = q.shape[-1]
@@ -109,7 +110,8 @@ class SoLar(PartialLabelMethod):
             "first": np.asarray(e < 1, np.bool_)}
 
   def estimate_prior(self, logits: np.ndarray) -> np.ndarray:
-    """emp_train = histogram(argmax softmax(o) ⊙ Y)/N on the un-augmented training set (§B.7). float64 [C]."""
+    """emp_train = histogram(argmax softmax(o) ⊙ Y)/N on the un-augmented training set (RECORDS `train_solar.py`).
+    float64 [C]."""
     p = np.exp(logits - logits.max(1, keepdims=True))
     p = p / p.sum(1, keepdims=True)
     yhat = np.argmax(p * self.candidates, axis=1)

@@ -1,7 +1,8 @@
-"""SBCL building blocks: subclass counts, per-class cosine k-means, class-wise temperature, contrastive losses.
+"""SBCL building blocks: subclass counts, per-class cosine k-means, class-wise temperatures.
 
-Spec: /work/shared/spec/SBCL_AND_RECORDS.md Part A — A.4.1 (subclass counts), A.4.2 (clustering), A.4.3 (class-wise
-temperature, "Rank" mode), A.5.1 (warm-up SupCon), A.5.2 (bi-granularity loss, CIFAR default), A.10 (quirks).
+Reference: SBCL (Hou et al., "Subclass-balancing Contrastive Learning for Long-tailed Recognition", ICCV 2023),
+official `SimCLR/main.py`: the subclass counts, `cluster` (per-class k-means) and the class-wise temperatures of the
+default "Rank" mode. The contrastive losses that use them are `ltjax.losses.contrastive`.
 
 Everything except `subclass_counts` / `subclass_layout` / `reference_init_indices` / `cluster` (host helpers) is a
 pure jnp function that runs under `jax.jit`, with arrays sharded along their first axis over a ('data',) mesh; the
@@ -9,9 +10,10 @@ reductions are plain jnp ops (matmuls, `segment_sum`, `argmax`) so GSPMD partiti
 
 Conventions
   * N training samples, D feature dim, C classes, S = Σ_c M_c subclasses in total (global layout: subclass ids of
-    class c are `offset_c … offset_c + M_c − 1`, `offset_c = Σ_{c'<c} M_{c'}`; spec A.4.2 "Global subclass id").
-  * Contrastive losses take z [2B, d] = view 1 of all B images stacked above view 2 (anchor a = v·B + i, spec
-    A.5), unit-norm rows; labels may be given per image ([B], tiled to both views) or per anchor ([2B]).
+    class c are `offset_c … offset_c + M_c − 1`, `offset_c = Σ_{c'<c} M_{c'}`; SBCL `SimCLR/main.py::cluster` "Global
+    subclass id").
+  * Contrastive losses take z [2B, d] = view 1 of all B images stacked above view 2 (anchor a = v·B + i, SBCL's losses),
+  unit-norm rows; labels may be given per image ([B], tiled to both views) or per anchor ([2B]).
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ import numpy as np
 from ltjax.losses import contrastive
 
 # ----------------------------------------------------------------------------------------------------------------
-# A.4.1 Number of subclasses per class
+# SBCL `SimCLR/main.py` Number of subclasses per class
 # ----------------------------------------------------------------------------------------------------------------
 
 
 def subclass_counts(class_counts: Sequence[int], cluster: int = 10) -> np.ndarray:
-  """Per-class subclass counts M_c, int64 [C] (spec A.4.1).
+  """Per-class subclass counts M_c, int64 [C] (SBCL `SimCLR/main.py`).
 
     M_c = ⌊ n_c / max(n_min, L) ⌋, replaced by 1 when 0;  n_min = min_c n_c, L = `cluster` (`--cluster`: 10 in
     SimCLR/main.py, 20 in moco/main.py).
@@ -54,7 +56,8 @@ def subclass_counts(class_counts: Sequence[int], cluster: int = 10) -> np.ndarra
 
 
 def check_subclass_counts(class_counts: Sequence[int], sub_counts: Sequence[int]) -> None:
-  """ValueError unless 1 <= M_c <= n_c for every class (k-means init draws M_c distinct points, spec A.4.2)."""
+  """ValueError unless 1 <= M_c <= n_c for every class (k-means init draws M_c distinct points, SBCL
+  `SimCLR/main.py::cluster`)."""
   n = np.asarray(class_counts, dtype=np.int64)
   m = np.asarray(sub_counts, dtype=np.int64)
   if n.shape != m.shape:
@@ -77,7 +80,8 @@ def subclass_layout(sub_counts: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def reference_init_indices(labels: np.ndarray, sub_counts: Sequence[int], seed: Optional[int] = None) -> np.ndarray:
-  """Host-side initialisation as the official code draws it (spec A.4.2 step 1), int32 [S] of *global* indices.
+  """Host-side initialisation as the official code draws it (SBCL `SimCLR/main.py::cluster` step 1), int32 [S] of
+  *global* indices.
 
   For each class c in order with M_c > 1: `np.random.choice(n_c, M_c, replace=False)` on the class block (numpy
   legacy RNG, `np.random.RandomState(seed)` ≡ `np.random.seed(seed)`), mapped to the class's sample indices in
@@ -98,7 +102,7 @@ def reference_init_indices(labels: np.ndarray, sub_counts: Sequence[int], seed: 
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# A.4.2 Per-class cosine k-means, vectorised over classes
+# SBCL `SimCLR/main.py::cluster` Per-class cosine k-means, vectorised over classes
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -106,7 +110,8 @@ def reference_init_indices(labels: np.ndarray, sub_counts: Sequence[int], seed: 
 def kmeans_subclasses(features: jax.Array, labels: jax.Array, key: jax.Array, sub_counts: Tuple[int, ...],
                       init_indices: Optional[jax.Array] = None, tol: float = 1e-3,
                       iter_limit: int = 35) -> jax.Array:
-  """Per-class cosine k-means for all classes at once (spec A.4.2); returns global subclass labels int32 [N].
+  """Per-class cosine k-means for all classes at once (SBCL `SimCLR/main.py::cluster`); returns global subclass labels
+  int32 [N].
 
   Args:
     features: [N, D] embeddings (the L2-normalised projection outputs; they are re-normalised here, which is a
@@ -201,7 +206,8 @@ def kmeans_subclasses(features: jax.Array, labels: jax.Array, key: jax.Array, su
 
 def cluster(features, labels, sub_counts: Sequence[int], key, *, mesh: Optional[jax.sharding.Mesh] = None,
             init_indices=None, tol: float = 1e-3, iter_limit: int = 35) -> np.ndarray:
-  """Host wrapper of `kmeans_subclasses` (spec A.4.2): checks M_c ≤ n_c, pads N to a multiple of the mesh size
+  """Host wrapper of `kmeans_subclasses` (SBCL `SimCLR/main.py::cluster`): checks M_c ≤ n_c, pads N to a multiple of the
+  mesh size
   (padding label −1), shards features/labels along N over `mesh` ('data' axis), returns numpy int32 [N]."""
   features = np.asarray(features, np.float32)
   labels = np.asarray(labels, np.int32)
@@ -222,13 +228,13 @@ def cluster(features, labels, sub_counts: Sequence[int], key, *, mesh: Optional[
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# A.4.3 Class-wise temperature
+# SBCL `SimCLR/main.py` Class-wise temperature
 # ----------------------------------------------------------------------------------------------------------------
 
 
 def class_temperatures(features: jax.Array, labels: jax.Array, sub_counts, num_classes: int,
                        temperature: float = 0.1, eps: float = 1e-6) -> jax.Array:
-  """τ_c, float32 [C] (spec A.4.3, "Rank" mode). Jittable; labels outside [0, C) are padding and ignored.
+  """τ_c, float32 [C] (SBCL `SimCLR/main.py`, "Rank" mode). Jittable; labels outside [0, C) are padding and ignored.
 
     μ_c = mean_{i∈c} x_i;  d_c = mean_{i∈c} ‖x_i − μ_c + ε·1‖₂ / ln(n_c + 10)   (ε = 1e-6, PyTorch pairwise eps)
     d ← clip(d, P20(d), P80(d))     (percentiles over classes, linear interpolation)

@@ -1,18 +1,24 @@
-"""SBCL stage 1 (CIFAR, in-batch contrast): subclass-balancing contrastive learning (spec SBCL_AND_RECORDS Part A).
+"""SBCL stage 1 (CIFAR, in-batch contrast): subclass-balancing contrastive learning (SBCL (Hou et al., ICCV 2023;
+official code)).
 
-Per step, B images, two views each (spec A.2.2), anchors a = v·B + i (view 1 of all images, then view 2):
-  z = normalize(proj(encoder(view)))          [2B, d], d = projection[-1] = 128 (SupConResNet, spec A.3.2)
-  epochs e < warm_epochs (10):  L = supcon_loss(z, y; T = 0.1, T_b = 0.1)                         (A.5.1)
-  later, loss_mode 'rank':      L = sbcl_loss(z, y, k, τ_y; τ = 0.1, τ_b = 0.07, γ = 0.25)         (A.5.2)
-         loss_mode 'ccl':       L = sbcl_ccl_loss(z, y, k; τ = 0.1, τ_b = 0.07, γ = 0.25, T = 0.1)  (A.5.3)
-with y the class and k = sub_labels[index] the global subclass of each image (ltjax/methods/sbcl/clustering.py holds the losses).
+Per step, B images, two views each (SBCL's CIFAR transforms), anchors a = v·B + i (view 1 of all images, then view 2):
+  z = normalize(proj(encoder(view)))          [2B, d], d = projection[-1] = 128 (SupConResNet, SBCL `SupConResNet`)
+  epochs e < warm_epochs (10):  L = supcon_loss(z, y; T = 0.1, T_b = 0.1)                         (SBCL `SupConLoss`)
+  later, loss_mode 'rank':      L = sbcl_loss(z, y, k, τ_y; τ = 0.1, τ_b = 0.07, γ = 0.25)         (SBCL
+  `SupConLoss_rank`)
+         loss_mode 'ccl':       L = sbcl_ccl_loss(z, y, k; τ = 0.1, τ_b = 0.07, γ = 0.25, T = 0.1)  (SBCL
+         `SupConLoss_ccl`)
+with y the class and k = sub_labels[index] the global subclass of each image (ltjax/methods/sbcl/clustering.py holds the
+losses).
 
-Clustering (`on_epoch_start`, spec A.4.2/A.4.3), at every epoch e ≥ warm_epochs with e % step == 0 (and at the
+Clustering (`on_epoch_start`, SBCL `SimCLR/main.py::cluster`; SBCL `SimCLR/main.py`), at every epoch e ≥ warm_epochs
+with e % step == 0 (and at the
 first epoch ≥ warm_epochs if `step` does not divide it), before the epoch trains: the model in eval mode (BN
 running statistics) embeds the FIRST augmented view of every training image (the stage-1 training augmentation,
 fresh draws seeded by (seed, epoch, index); `cluster_view='clean'` uses un-augmented images instead), through the
 projection head, L2-normalised; the features are sharded over the mesh and every class c is split into M_c
-subclasses by cosine k-means (`ltjax.methods.sbcl.clustering.cluster`, M_c by rule A.4.1), and the class temperatures τ_c (A.4.3) are
+subclasses by cosine k-means (`ltjax.methods.sbcl.clustering.cluster`, M_c by rule SBCL `SimCLR/main.py`), and the class
+temperatures τ_c (SBCL `SimCLR/main.py`) are
 recomputed from the same features. Subclass labels, temperatures and the epoch of the last clustering are the
 method state, so they are checkpointed; a run resumed in the middle of an epoch keeps the epoch's subclasses.
 
@@ -60,7 +66,8 @@ class SBCL(Method):
     c.step = 10  # re-cluster every `step` epochs (--step; the README suggests more for CIFAR-10, no value given)
     c.cluster = 10  # L of M_c = ⌊n_c / max(n_min, L)⌋ (--cluster)
     c.num_subclasses = ()  # () = the rule above; or M_c for every class explicitly (1 <= M_c <= n_c)
-    c.cluster_method = "kmeans"  # kmeans | balanced (the official balanced k-means crashes, spec A.10.4: refused)
+    # kmeans | balanced (the official balanced k-means crashes, a known issue of the SBCL code: refused)
+    c.cluster_method = "kmeans"
     c.cluster_view = "augmented"  # augmented: first view of the training augmentation (official) | clean
     c.cluster_batch_size = 0  # feature-extraction batch; 0 = train.eval_batch_size
     c.kmeans_tol = 1e-3
@@ -84,7 +91,7 @@ class SBCL(Method):
       raise ConfigError(f"config.sbcl.cluster_view = {s.cluster_view!r} is not one of {list(CLUSTER_VIEWS)}")
     if s.cluster_method == "balanced":
       raise ConfigError("config.sbcl.cluster_method = 'balanced': the official balanced k-means is unusable (it is "
-                        "called with an argument name it does not accept and raises TypeError, spec A.10 item 4), "
+                        "called with an argument name it does not accept and raises TypeError), "
                         "and plain k-means is what the published runs used: set cluster_method = 'kmeans'")
     if s.cluster_method != "kmeans":
       raise ConfigError(f"config.sbcl.cluster_method = {s.cluster_method!r} is not one of ['kmeans']")

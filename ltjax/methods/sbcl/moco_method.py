@@ -1,8 +1,11 @@
-"""SBCL stage 1 on ImageNet-LT (spec SBCL_AND_RECORDS A.2.3, A.3.4, A.4.2, A.5.4, A.6.3; `moco/main.py`).
+"""SBCL stage 1 on ImageNet-LT (SBCL's ImageNet-LT data (`moco/`), SBCL `moco/moco.py`, SBCL `SimCLR/main.py::cluster`,
+SBCL `moco/loss.py`, SBCL `moco/main.py`; `moco/main.py`).
 
-A MoCo v2 model (ltjax/methods/moco/method.py: momentum encoder, queue, shuffle-BN, aug-plus views) with two label queues
+A MoCo v2 model (ltjax/methods/moco/method.py: momentum encoder, queue, shuffle-BN, aug-plus views) with two label
+queues
 (class and subclass, initialised −1, written FIFO with the keys). Logits are NOT divided by a temperature
-(`infonce_logits(q, k, queue, 1)`); the losses divide (ltjax/losses/contrastive_queue.py), and they see the label queues as they
+(`infonce_logits(q, k, queue, 1)`); the losses divide (ltjax/losses/contrastive_queue.py), and they see the label queues
+as they
 were BEFORE the current batch is enqueued:
 
   epochs [0, P):        KCL, k = 6 same-class queue positives, T = 0.07                     (phase 1)
@@ -17,10 +20,13 @@ acts only when the state sits exactly at that epoch's first step), and `optim.sc
 restarts the cosine (lr_e = lr·½(1 + cos(π·(e mod P)/P))). Key encoder, queues and subclass labels live in the
 method state, so a resumed run continues exactly.
 
-Clustering (A.4.2, ImageNet): features = normalised key-encoder projections (eval mode: the key encoder's running
+Clustering (SBCL `SimCLR/main.py::cluster`, ImageNet): features = normalised key-encoder projections (eval mode: the key
+encoder's running
 BN statistics) of the first augmented view of every training image, in split order; subclass counts
-M_c = ⌊n_c / max(n_min, 20)⌋ (≥ 1); per-class cosine k-means `ltjax.methods.sbcl.clustering.cluster`, run ONCE, globally (upstream
-clusters independently on every GPU with unsynchronised RNGs, A.10 item 12), seeded by (seed, epoch). Global
+M_c = ⌊n_c / max(n_min, 20)⌋ (≥ 1); per-class cosine k-means `ltjax.methods.sbcl.clustering.cluster`, run ONCE, globally
+(upstream
+clusters independently on every GPU with unsynchronised RNGs, the SBCL code's known issues), seeded by (seed, epoch).
+Global
 subclass ids as `ltjax.methods.sbcl.clustering.subclass_layout`. Samples keep subclass −1 until the first clustering.
 """
 
@@ -108,7 +114,7 @@ class SbclMoco(MoCo):
     ms = method_state
     k_shuffle, k_kcl = jax.random.split(rng)
     q, k, new_stats, key_state = self.encode(apply_fn, params, batch_stats, ms, batch, k_shuffle)
-    logits = contrastive.infonce_logits(q, k, ms["queue"], 1.0)   # not divided by T (A.3.4)
+    logits = contrastive.infonce_logits(q, k, ms["queue"], 1.0)   # not divided by T (SBCL `moco/moco.py`)
     y = batch["label"].astype(jnp.int32)
     sub = ms["sub_labels"][batch["index"]]
     s = self.s
@@ -163,7 +169,7 @@ class SbclMoco(MoCo):
                          host_view=host_view)["z"]
 
   def recluster(self, run, state, epoch: int) -> np.ndarray:
-    """Global subclass label of every training example, int32 [N] (A.4.2)."""
+    """Global subclass label of every training example, int32 [N] (SBCL `SimCLR/main.py::cluster`)."""
     feats = self.key_features(run, state, epoch)
     key = jax.random.fold_in(jax.random.PRNGKey(run.cfg.seed), CLUSTER_SEED + epoch)
     return clustering.cluster(feats, run.data.train.labels, self.sub_counts, key, mesh=run.mesh,

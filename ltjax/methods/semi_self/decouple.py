@@ -1,4 +1,5 @@
-"""Decoupling-style supervised training (spec ARB_AND_SEMISELF §3.5, SS `imagenet_inat/`; SBCL A.3.5, A.6.4):
+"""Decoupling-style supervised training (imbalanced-semi-self `imagenet_inat/main.py`, SS `imagenet_inat/`; SBCL SBCL's
+stage-2 ImageNet head, SBCL `moco/linear_classify.py`):
 CE(Uniform), CE(Balanced) and cRT on ImageNet-LT / iNaturalist, and SBCL's ImageNet linear stage 2.
 
 The loss, class weights and mixup are `supervised`'s (ltjax/methods/supervised.py). What this method adds:

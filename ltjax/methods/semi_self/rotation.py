@@ -1,7 +1,7 @@
-"""Rotation self-supervised pre-training (spec ARB_AND_SEMISELF §3.4, `pretrain_rot.py` of imbalanced-semi-self).
+"""Rotation self-supervised pre-training (imbalanced-semi-self `pretrain_rot.py` of imbalanced-semi-self).
 
 Per training batch of B images (after the dataset's usual augmentation: pad-4 random crop, horizontal flip,
-normalise — spec §1.4):
+normalise — the official CIFAR/SVHN transforms):
 
   k = first B entries of a random permutation of [0, 1, 2, 3] repeated ⌊B/4⌋ + 1 times   (nearly balanced: each
       rotation occurs ⌊B/4⌋ or ⌊B/4⌋ + 1 times, minus what the cut at B removes)
@@ -10,19 +10,22 @@ normalise — spec §1.4):
   L = (1/B) Σ_i CE(f(x̃_i), k_i)   with a 4-way head (Linear(64, 4) for ResNet-32)
 
 The batch is *not* expanded (each image appears once, in one rotation; not the 4×B of RotNet). The images' class
-labels are ignored; the training set is the long-tailed subset of spec §1.1 with the same ρ. The permutation is
+labels are ignored; the training set is the long-tailed subset of LDAM-DRW `imbalance_cifar.py` with the same ρ. The
+permutation is
 drawn with `jax.random` from the step key (the official code uses numpy's unseeded global stream: same
 distribution, different draws), inside the compiled step over the *global* batch, so 1 device and 8 compute the
 same step.
 
-Optimisation as `train.py` (§3.2): SGD 0.1, momentum 0.9, wd 2e-4, batch 128, 200 epochs, the SS step schedule
+Optimisation as `train.py` (imbalanced-semi-self `train.py`): SGD 0.1, momentum 0.9, wd 2e-4, batch 128, 200 epochs, the
+SS step schedule
 (configs/ss_rotation.py). The class-label evaluation of the trainer does not apply (4 outputs), so a pre-training
 run sets `train.eval_every = 0` and `train.select_on = 'last'`; the rotation accuracy of a checkpoint on the test
 split — every test image in all four rotations — is
 
   python -m ltjax.tools.rotation_eval --workdir RUN          (writes RUN/rotation_eval.json)
 
-Fine-tuning (§3.2 SSP) initialises a classifier run from the pre-training run with `init.workdir = RUN` and
+Fine-tuning (imbalanced-semi-self `train.py` SSP) initialises a classifier run from the pre-training run with
+`init.workdir = RUN` and
 `init.exclude = ('fc', 'linear')` (configs/ss_finetune.py): every weight and BN running statistic is copied except
 the head.
 """
