@@ -27,7 +27,7 @@ MEAN, STD = (0.5,) * 3, (0.25,) * 3
 def host_fns(size):
   import tensorflow as tf
 
-  from ltjax.data import augment, contrastive_views, randaugment
+  from ltjax.data import contrastive_views, randaugment
 
   def two(view):
     def fn(image, seed):
@@ -36,7 +36,7 @@ def host_fns(size):
     return fn
 
   return {"standard": None,
-          "supcon": two(lambda im, s: augment.simclr_view(im, s, size=size, mean=MEAN, std=STD)),
+          "supcon": two(lambda im, s: contrastive_views.simclr_view(im, s, size=size, mean=MEAN, std=STD)),
           "moco": contrastive_views.moco_two_views(size=size, mean=MEAN, std=STD),
           "records": randaugment.weak_strong(MEAN, STD, size)}
 

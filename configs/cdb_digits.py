@@ -14,14 +14,14 @@ the same settings (93.7%, `--config.method=supervised`): with 4 validation image
 100% there, and CDB then gives them zero weight. The logged `mean_weight` moves away from 1 after the first epoch.
 """
 
-from configs.cifar_lt import parse_args
+from configs.common import parse_arg
 
 from ltjax.config import default
 from ltjax.methods.cdb import CDB
 
 
 def get_config(arg: str = ""):
-  a = parse_args(arg, epochs="30")
+  a = parse_arg(arg, epochs=30)
   c = default()
   c.method = "cdb"
   c.cdb = CDB.config_defaults()
@@ -33,7 +33,7 @@ def get_config(arg: str = ""):
   c.optim.momentum = 0.9
   c.optim.weight_decay = 5e-4
   c.optim.schedule = "arb_cosine"
-  c.train.epochs = int(a["epochs"])
+  c.train.epochs = a["epochs"]
   c.train.batch_size = 32
   c.train.eval_batch_size = 100
   c.train.log_every = 10

@@ -39,6 +39,8 @@ Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir (see README: Data
 
 import ml_collections
 
+from configs.common import parse_arg
+
 from ltjax.config import default
 
 ROWS = {
@@ -59,19 +61,8 @@ ROWS = {
 GROUP_BOUNDS = {"cifar10": (3, 7), "cifar100": (36, 71)}
 
 
-def parse_args(arg: str, **defaults) -> dict:
-  """`a=1,b=x` → {'a': '1', 'b': 'x'} over `defaults`; unknown names are errors."""
-  out = dict(defaults)
-  for item in filter(None, (arg or "").split(",")):
-    key, _, value = item.partition("=")
-    if key not in defaults:
-      raise ValueError(f"unknown config argument '{key}' (known: {sorted(defaults)})")
-    out[key] = value
-  return out
-
-
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  a = parse_args(arg, dataset="cifar100", imb="0.01", row="arb")
+  a = parse_arg(arg, dataset="cifar100", imb="0.01", row="arb")
   if a["row"] not in ROWS:
     raise ValueError(f"unknown row '{a['row']}' (known: {sorted(ROWS)})")
   if a["dataset"] not in GROUP_BOUNDS:

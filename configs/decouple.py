@@ -37,7 +37,7 @@ Published numbers (SS README, top-1 ERROR %, ResNet-50 + MoCo SSP):
 
 import ml_collections
 
-from configs.cifar_lt import parse_args
+from configs.common import parse_arg
 
 from ltjax.config import default
 from ltjax.methods.semi_self.decouple import Decouple
@@ -54,7 +54,7 @@ PUBLISHED_ERROR = {("imagenet_lt", "ce_uniform"): 54.4, ("imagenet_lt", "ce_bala
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  a = parse_args(arg, dataset="imagenet_lt", row="ce_uniform", init="")
+  a = parse_arg(arg, dataset="imagenet_lt", row="ce_uniform", init="")
   if a["dataset"] not in DATASETS:
     raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got '{a['dataset']}'")
   if a["row"] not in ROWS:

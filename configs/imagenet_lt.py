@@ -16,8 +16,9 @@ Published: the ARB paper's ImageNet-LT numbers are not reproduced here (arXiv 22
 """
 
 from configs import large_lt
+from configs.common import parse_arg
 
 
 def get_config(arg: str = ""):
-  a = large_lt.parse_args(arg, row="arb_ugcc_mixup", source="files")
+  a = parse_arg(arg, row="arb_ugcc_mixup", source="files")
   return large_lt.get_config(f"dataset=imagenet_lt,row={a['row']},source={a['source']}")

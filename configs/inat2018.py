@@ -16,8 +16,9 @@ mixup, same trainer, ResNet-50): 66.9% top-1, ECE 5.37%.
 """
 
 from configs import large_lt
+from configs.common import parse_arg
 
 
 def get_config(arg: str = ""):
-  a = large_lt.parse_args(arg, row="arb_ugcc_mixup", source="files")
+  a = parse_arg(arg, row="arb_ugcc_mixup", source="files")
   return large_lt.get_config(f"dataset=inat2018,row={a['row']},source={a['source']}")

@@ -52,7 +52,7 @@ official runs are float32).
 
 import ml_collections
 
-from configs.cifar_lt import parse_args
+from configs.common import parse_arg
 
 from ltjax.config import default
 
@@ -77,7 +77,7 @@ TFDS_NAMES = {"imagenet_lt": "imagenet_lt_tfds", "inat2018": "inat2018_tfds"}
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  a = parse_args(arg, dataset="imagenet_lt", row="arb_ugcc_mixup", source="files", depth="152", pretrained="1")
+  a = parse_arg(arg, dataset="imagenet_lt", row="arb_ugcc_mixup", source="files", depth="152", pretrained="1")
   dataset, row = a["dataset"], a["row"]
   if dataset not in DATASETS:
     raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got '{dataset}'")

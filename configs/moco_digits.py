@@ -23,7 +23,7 @@ sbcl_linear 25 s → 90.3.
 
 import ml_collections
 
-from configs.cifar_lt import parse_args
+from configs.common import parse_arg
 
 from ltjax.config import default
 from ltjax.methods.moco import moco_defaults
@@ -48,7 +48,7 @@ def _moco(c):
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  a = parse_args(arg, stage="moco", init="")
+  a = parse_arg(arg, stage="moco", init="")
   if a["stage"] not in STAGES:
     raise ValueError(f"stage must be one of {list(STAGES)}, got '{a['stage']}'")
   c = default()

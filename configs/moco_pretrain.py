@@ -30,7 +30,7 @@ Cost: about 1 ResNet-50 img/s on the 2-core CPU machine (two encoders) — run i
 
 import ml_collections
 
-from configs.cifar_lt import parse_args
+from configs.common import parse_arg
 
 from ltjax.config import default
 from ltjax.methods.moco import moco_defaults
@@ -39,7 +39,7 @@ DATASETS = {"imagenet_lt": "imagenet_lt", "inaturalist": "inat2018"}
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  a = parse_args(arg, dataset="imagenet_lt")
+  a = parse_arg(arg, dataset="imagenet_lt")
   if a["dataset"] not in DATASETS:
     raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got '{a['dataset']}'")
   c = default()

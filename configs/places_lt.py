@@ -15,8 +15,9 @@ mixup, same trainer, ResNet-152): 29.4% top-1, ECE 16.7%.
 """
 
 from configs import large_lt
+from configs.common import parse_arg
 
 
 def get_config(arg: str = ""):
-  a = large_lt.parse_args(arg, depth="152", pretrained="1")
+  a = parse_arg(arg, depth="152", pretrained="1")
   return large_lt.get_config(f"dataset=places_lt,row=arb_ugcc_mixup,depth={a['depth']},pretrained={a['pretrained']}")

@@ -52,9 +52,10 @@ Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir (see README: Data
 
 import ml_collections
 
-from configs.cifar_lt import parse_args
+from configs.common import parse_arg
+
 from ltjax.config import default
-from ltjax.methods.records import CIFAR100_STATS, CIFAR10_TRAIN_STATS, Records, SoLar
+from ltjax.methods.records import CIFAR10_TRAIN_STATS, CIFAR100_STATS, Records, SoLar
 
 ROWS = ("corr", "corr_records", "corr_records_mixup", "solar")
 QS = {"cifar10": (0.3, 0.5, 0.7), "cifar100": (0.03, 0.05, 0.07)}
@@ -106,7 +107,7 @@ def apply_row(c: ml_collections.ConfigDict, row: str, *, q: float, epochs: int, 
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  a = parse_args(arg, dataset="cifar10", imb="0.01", q="0.3", row="corr_records", nu="0")
+  a = parse_arg(arg, dataset="cifar10", imb="0.01", q="0.3", row="corr_records", nu="0")
   ds, row = a["dataset"], a["row"]
   if row not in ROWS:
     raise ValueError(f"unknown row '{row}' (known: {list(ROWS)})")
@@ -143,7 +144,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
 def published(arg: str = "") -> float:
   """The README's top-1 for a config argument string (KeyError for cells the README does not report)."""
-  a = parse_args(arg, dataset="cifar10", imb="0.01", q="0.3", row="corr_records", nu="0")
+  a = parse_arg(arg, dataset="cifar10", imb="0.01", q="0.3", row="corr_records", nu="0")
   if a["nu"] in ("1", "true", "True"):
     raise KeyError("CIFAR-100-LT-NU: no published number (the RECORDS README's results)")
   return PUBLISHED[(a["dataset"], RATIOS[a["imb"]], float(a["q"]))][a["row"]]

@@ -17,13 +17,14 @@ corr 88.0, corr_records 90.3, corr_records_mixup 91.3, solar 84.7 — RECORDS li
 66.7 to 78.9–80.0.
 """
 
+from configs.common import parse_arg
 from configs.records_cifar import ROWS, apply_row
-from configs.cifar_lt import parse_args
+
 from ltjax.config import default
 
 
 def get_config(arg: str = ""):
-  a = parse_args(arg, row="corr_records_mixup")
+  a = parse_arg(arg, row="corr_records_mixup")
   if a["row"] not in ROWS:
     raise ValueError(f"unknown row '{a['row']}' (known: {sorted(ROWS)})")
   c = default()

@@ -40,7 +40,7 @@ Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir (see README: Data
 
 import ml_collections
 
-from configs.cifar_lt import parse_args
+from configs.common import parse_arg
 
 from ltjax.config import default
 
@@ -113,7 +113,7 @@ def stage2(c: ml_collections.ConfigDict, rule: str) -> ml_collections.ConfigDict
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  a = parse_args(arg, dataset="cifar100", imb="0.01", stage="1", rule="drw")
+  a = parse_arg(arg, dataset="cifar100", imb="0.01", stage="1", rule="drw")
   if a["dataset"] not in ("cifar10", "cifar100"):
     raise ValueError(f"dataset must be cifar10 or cifar100, got '{a['dataset']}'")
   if a["stage"] not in ("1", "2"):

@@ -17,13 +17,14 @@ number (a smoke-scale setting of our own).
 
 import ml_collections
 
-from configs.cifar_lt import parse_args
+from configs.common import parse_arg
 from configs.sbcl_cifar import stage1, stage2
+
 from ltjax.config import default
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  a = parse_args(arg, stage="1", rule="drw")
+  a = parse_arg(arg, stage="1", rule="drw")
   if a["stage"] not in ("1", "2"):
     raise ValueError(f"stage must be 1 or 2, got '{a['stage']}'")
   c = default()

@@ -39,7 +39,7 @@ ResNet-50 top-1 53.4 (many 63.8 / medium 51.3 / few 31.2).
 
 import ml_collections
 
-from configs.cifar_lt import parse_args
+from configs.common import parse_arg
 
 from ltjax.config import default
 from ltjax.methods.moco import moco_defaults
@@ -57,7 +57,7 @@ def _data(c):
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  a = parse_args(arg, stage="1", rule="cb", init="")
+  a = parse_arg(arg, stage="1", rule="cb", init="")
   if a["stage"] not in ("1", "2"):
     raise ValueError(f"stage must be 1 or 2, got '{a['stage']}'")
   if a["rule"] not in ("cb", "drw"):

@@ -33,6 +33,7 @@ Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir.
 """
 
 from configs import cifar_lt, ss_rotation
+from configs.common import parse_arg
 
 ALIASES = {"ce_uniform": "ce_ss", "ce_balanced": "cb_resample"}
 SS_ROWS = tuple(sorted(r for r, spec in cifar_lt.ROWS.items() if spec[4] == "ss_step"))
@@ -47,7 +48,7 @@ EXCLUDE = ("fc", "linear")
 
 
 def get_config(arg: str = ""):
-  a = cifar_lt.parse_args(arg, dataset="cifar10", imb="0.01", row="ce_uniform", pretrained="")
+  a = parse_arg(arg, dataset="cifar10", imb="0.01", row="ce_uniform", pretrained="")
   if a["row"] not in ROWS:
     raise ValueError(f"unknown row '{a['row']}' (known: {list(ROWS)})")
   if a["dataset"] not in ss_rotation.DATASETS:

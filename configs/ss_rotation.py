@@ -22,6 +22,7 @@ image per step). Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir.
 """
 
 from configs import cifar_lt
+from configs.common import parse_arg
 
 DATASETS = ("cifar10", "cifar100")
 
@@ -32,7 +33,7 @@ def workdir(dataset: str, imb: str) -> str:
 
 
 def get_config(arg: str = ""):
-  a = cifar_lt.parse_args(arg, dataset="cifar10", imb="0.01")
+  a = parse_arg(arg, dataset="cifar10", imb="0.01")
   if a["dataset"] not in DATASETS:
     raise ValueError(f"rotation pre-training runs on {list(DATASETS)} (imbalanced-semi-self `pretrain_rot.py`), "
                      f"got dataset '{a['dataset']}'")

@@ -35,6 +35,7 @@ ti_80M_selected.pickle (the semisup-adv TinyImages selection: a dict with `data`
 """
 
 from configs import cifar_lt, svhn_lt
+from configs.common import parse_arg
 
 DATASETS = ("cifar10", "svhn")
 DEFAULT_POOL = {"cifar10": "data/ti_80M_selected.pickle", "svhn": "svhn_extra"}
@@ -50,7 +51,7 @@ def pseudo_label_file(dataset: str, imb: str) -> str:
 
 
 def get_config(arg: str = ""):
-  a = cifar_lt.parse_args(arg, dataset="cifar10", imb="0.02", imb_u="0.02", row="ce_ss", pool="", pseudo="",
+  a = parse_arg(arg, dataset="cifar10", imb="0.02", imb_u="0.02", row="ce_ss", pool="", pseudo="",
                           pretrained="")
   if a["dataset"] not in DATASETS:
     raise ValueError(f"semi-supervised rows exist for {list(DATASETS)} (imbalanced-semi-self `train_semi.py`), "

@@ -11,10 +11,11 @@ Needs TFDS svhn_cropped prepared in --config.data.data_dir.
 """
 
 from configs import cifar_lt
+from configs.common import parse_arg
 
 
 def get_config(arg: str = ""):
-  a = cifar_lt.parse_args(arg, imb="0.02", row="ce_ss")
+  a = parse_arg(arg, imb="0.02", row="ce_ss")
   c = cifar_lt.get_config(f"dataset=cifar10,imb={a['imb']},row={a['row']}")
   c.data.name = "svhn"
   return c

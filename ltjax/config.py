@@ -8,26 +8,34 @@ names the field and the fix.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import ml_collections
 from ml_collections import config_dict
 
-from ltjax import losses, methods
+from ltjax import distributed, losses, methods
 from ltjax.errors import ConfigError  # noqa: F401 (re-exported)
 from ltjax.methods.supervised import TRAIN_RULES, Supervised  # noqa: F401 (TRAIN_RULES re-exported)
 
 SELECT_ON = ("test", "val", "last")
 
-# Keys that moved, old spelling → new. The old spelling is kept in the schema as None (so a command-line override in
-# it reaches validation instead of failing in flag parsing); any other value is a ConfigError naming the new key, and
-# a stored config.json in the old spelling is read into the new one (`load_stored`).
+# Keys that moved, old spelling → (new spelling, placeholder). The old spelling stays in the schema holding its
+# placeholder, a value of the old type that no run uses ("", NaN, -2**31), so that a command-line override in the old
+# spelling parses and reaches validation, which names the new key; a stored config.json in the old spelling is read
+# into the new one (`load_stored`), and config.json never stores the placeholders.
 RENAMED = {
-    "train_rule": "supervised.train_rule",
-    "cb_beta": "supervised.cb_beta",
-    "drw_epoch": "supervised.drw_epoch",
-    "mixup_alpha": "supervised.mixup_alpha",
+    "train_rule": ("supervised.train_rule", ""),
+    "cb_beta": ("supervised.cb_beta", float("nan")),
+    "drw_epoch": ("supervised.drw_epoch", -2**31),
+    "mixup_alpha": ("supervised.mixup_alpha", float("nan")),
 }
+
+
+def _is_placeholder(value, placeholder) -> bool:
+  if isinstance(placeholder, float):
+    return isinstance(value, float) and math.isnan(value)
+  return value == placeholder and type(value) is type(placeholder)
 
 
 def default() -> ml_collections.ConfigDict:
@@ -103,8 +111,8 @@ def default() -> ml_collections.ConfigDict:
   c.loss = losses.config_defaults()
   # The supervised method's own keys (train rules, mixup; `ltjax.methods.supervised`), also read by `decouple`.
   c.supervised = Supervised.config_defaults()
-  for old in RENAMED:
-    c[old] = None  # moved (RENAMED): only None is accepted here
+  for old, (_, placeholder) in RENAMED.items():
+    c[old] = placeholder  # moved (RENAMED): any other value is an error naming the new key
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 0.1
@@ -160,10 +168,10 @@ def default() -> ml_collections.ConfigDict:
 
 
 def to_dict(cfg) -> dict:
-  """The config as plain JSON data, without the None placeholders of RENAMED keys (what config.json stores)."""
+  """The config as plain JSON data, without the placeholders of RENAMED keys (what config.json stores)."""
   d = json.loads(cfg.to_json_best_effort())
-  for old in RENAMED:
-    if d.get(old, 0) is None:
+  for old, (_, placeholder) in RENAMED.items():
+    if old in d and _is_placeholder(d[old], placeholder):
       del d[old]
   return d
 
@@ -175,11 +183,11 @@ def to_json(cfg) -> str:
 def migrate(d: dict) -> dict:
   """A stored config (plain data, e.g. an older run's config.json) in today's spelling: RENAMED keys moved."""
   d = json.loads(json.dumps(d))
-  for old, new in RENAMED.items():
+  for old, (new, placeholder) in RENAMED.items():
     if old in d:
       value = d.pop(old)
       section, key = new.split(".")
-      if value is not None:
+      if value is not None and not _is_placeholder(value, placeholder):
         d.setdefault(section, {}).setdefault(key, value)
   return d
 
@@ -203,8 +211,8 @@ def _walk(cfg, prefix=""):
 
 
 def _check_renamed(cfg) -> None:
-  for old, new in RENAMED.items():
-    if old in cfg and cfg[old] is not None:
+  for old, (new, placeholder) in RENAMED.items():
+    if old in cfg and cfg[old] is not None and not _is_placeholder(cfg[old], placeholder):
       raise ConfigError(f"config.{old} was renamed to config.{new}: set c.{new} = {cfg[old]!r} in the config file "
                         f"(or --config.{new}=... on the command line)")
 
@@ -251,37 +259,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   _check_renamed(cfg)
   _check_schema(cfg, schema())
   _choice("method", cfg.method, methods.REGISTRY)
-  _choice("data.name", cfg.data.name, sources.REGISTRY)
-  _choice("data.imb_type", cfg.data.imb_type, ("exp", "step", "none"))
-  if cfg.data.name == "npz" and not cfg.data.path:
-    raise ConfigError("config.data.name = 'npz' reads your arrays from config.data.path: pass "
-                      "--config.data.path=FILE.npz (x_train, y_train, x_test, y_test)")
-  if not 0.0 < cfg.data.imb_factor <= 1.0:
-    raise ConfigError(f"config.data.imb_factor = {cfg.data.imb_factor} must lie in (0, 1] (ρ = 1/imbalance ratio: "
-                     "0.01 for ratio 100, 0.02 for 50, 0.1 for 10)")
-  if cfg.data.val_per_class < 0:
-    raise ConfigError("config.data.val_per_class must be >= 0")
-  b = tuple(cfg.data.group_bounds)
-  if b and (len(b) != 2 or not 0 < b[0] < b[1]):
-    raise ConfigError(f"config.data.group_bounds = {b} must be () or (a, b) with 0 < a < b < num_classes")
-  u = cfg.data.get("unlabeled")  # absent in config.json of runs made before the section existed
-  if u is not None and u.pseudo_labels:
-    if not u.pool:
-      raise ConfigError("config.data.unlabeled.pseudo_labels is set but config.data.unlabeled.pool is empty: name "
-                        "the pool the pseudo labels were made for (a .pickle, 'svhn_extra', .npy/.npz or a folder)")
-    _choice("data.unlabeled.select_by", u.select_by, ("truth", "pseudo", "all"))
-    if not 0.0 < u.imb_factor <= 1.0:
-      raise ConfigError(f"config.data.unlabeled.imb_factor = {u.imb_factor} must lie in (0, 1] (ρ_U: 1 balanced, "
-                        "0.04 / 0.02 / 0.01 for ratio 25 / 50 / 100)")
-    if u.multiplier < 1:
-      raise ConfigError(f"config.data.unlabeled.multiplier = {u.multiplier} must be >= 1 (5 for D_U@5x)")
-  if len(tuple(cfg.data.mean)) != len(tuple(cfg.data.std)):
-    raise ConfigError(f"config.data.mean {tuple(cfg.data.mean)} and config.data.std {tuple(cfg.data.std)} must have "
-                      "the same length (one value per channel, or both () for the dataset's own)")
-  if any(v <= 0 for v in tuple(cfg.data.std)):
-    raise ConfigError(f"config.data.std = {tuple(cfg.data.std)} must be positive")
-  if cfg.data.count_shuffle_seed < -1:
-    raise ConfigError("config.data.count_shuffle_seed must be -1 (off) or a seed >= 0")
+  sources.validate(cfg.data)
   _choice("model.name", cfg.model.name, MODELS)
   _choice("model.head", cfg.model.head, ("auto", "linear", "cosine", "linear_torch"))
   _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))
@@ -325,7 +303,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if t.select_on == "val" and cfg.data.val_per_class == 0 and not cfg.data.val_list:
     raise ConfigError("config.train.select_on = 'val' needs a validation split: set config.data.val_per_class > 0 "
                       "(CIFAR/SVHN/digits) or config.data.val_list = True (ImageNet-LT)")
-  _validate_large_data(cfg)
+  distributed.validate(cfg.distributed)
   _validate_pipeline(cfg)
   if cfg.mesh.num_devices < 0:
     raise ConfigError("config.mesh.num_devices must be >= 0 (0 = all devices)")
@@ -348,22 +326,3 @@ def _validate_pipeline(cfg) -> None:
     raise ConfigError(f"config.data.pipeline = 'device': method '{cfg.method}' makes its training views with "
                       "TensorFlow ops that have no JAX version yet, so it runs on the host path: use "
                       "config.data.pipeline = 'auto' or 'host' (docs/ARCHITECTURE.md lists the methods per path)")
-
-
-def _validate_large_data(cfg) -> None:
-  """Fields of the large-scale (file-backed) datasets and of multi-process runs."""
-  d = cfg.data
-  _choice("data.label_remap", d.label_remap, ("frequency", "none"))
-  if d.image_size < 1 or d.eval_resize < d.image_size:
-    raise ConfigError(f"config.data needs image_size >= 1 and eval_resize >= image_size, got {d.image_size} and "
-                      f"{d.eval_resize}")
-  if d.color_jitter < 0:
-    raise ConfigError(f"config.data.color_jitter = {d.color_jitter} must be >= 0 (0 = off)")
-  if d.val_list and d.name not in ("imagenet_lt", "imagenet_lt_tfds"):
-    raise ConfigError(f"config.data.val_list: only ImageNet-LT has a separate validation list, not '{d.name}'")
-  dist = cfg.distributed
-  if dist.num_processes < 0 or dist.process_id < -1 or dist.initialization_timeout < 1:
-    raise ConfigError("config.distributed needs num_processes >= 0, process_id >= -1 and initialization_timeout >= 1")
-  if dist.num_processes and dist.process_id >= dist.num_processes:
-    raise ConfigError(f"config.distributed.process_id = {dist.process_id} must be < num_processes = "
-                      f"{dist.num_processes}")

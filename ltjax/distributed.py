@@ -25,6 +25,16 @@ from typing import Optional
 log = logging.getLogger("ltjax")
 
 
+def validate(section) -> None:
+  """The config's `distributed` section: num_processes >= 0, process_id in [-1, num_processes), timeout >= 1."""
+  from ltjax.errors import ConfigError
+  if section.num_processes < 0 or section.process_id < -1 or section.initialization_timeout < 1:
+    raise ConfigError("config.distributed needs num_processes >= 0, process_id >= -1 and initialization_timeout >= 1")
+  if section.num_processes and section.process_id >= section.num_processes:
+    raise ConfigError(f"config.distributed.process_id = {section.process_id} must be < num_processes = "
+                      f"{section.num_processes}")
+
+
 def settings(dist_cfg, environ=None) -> Optional[dict]:
   """The keyword arguments for jax.distributed.initialize, {} for cluster detection, or None (single process).
 

@@ -1,6 +1,10 @@
 """Config overrides for tests: `override(cfg, **{"train.epochs": 2})` sets dotted keys, as the command line's
 `--config.train.epochs=2` does. Lists become tuples (JSON-carried overrides, e.g. the multi-host worker's)."""
 
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root (main.py, configs/)
+
 
 def override(cfg, **over):
   """Sets each dotted key of `over` on the ConfigDict `cfg` (in place) and returns `cfg`."""

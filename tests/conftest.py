@@ -20,8 +20,13 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_collection_modifyitems(config, items):
-  """Tests marked `tensorflow` are skipped where TensorFlow is not installed (the accelerator machine)."""
+  """Everything under tests/e2e/ is marked `e2e` and `slow`; tests marked `tensorflow` are skipped where TensorFlow
+  is not installed (the accelerator machine)."""
   import pytest
+  for item in items:
+    if f"{os.sep}e2e{os.sep}" in str(item.fspath):
+      item.add_marker(pytest.mark.e2e)
+      item.add_marker(pytest.mark.slow)
   try:
     import tensorflow  # noqa: F401  (most of the suite imports it anyway)
     return

@@ -1,4 +1,4 @@
-"""One process of a multi-process test job (tests/test_multihost.py): builds the config (large-scale by default)
+"""One process of a multi-process test job (tests/e2e/test_multihost.py): builds the config (large-scale by default)
 with the given overrides, joins the job through ltjax.distributed.initialize (as main.py does), trains with train_and_evaluate
 (optionally stopping at a step, as a preemption) and exits 0, or 143 when stopped.
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from configs import arb_cifar100, cifar_lt, quickstart, sbcl_cifar, sbcl_digits, svhn_lt
+from configs import arb_cifar100, cdb_digits, cifar_lt, quickstart, sbcl_cifar, sbcl_digits, svhn_lt
 
 from ltjax import config as config_lib, losses
 from ltjax.train import loop, run as run_lib
@@ -278,7 +278,8 @@ from configs import ss_finetune, ss_rotation, ss_semi  # noqa: E402
 
 
 def _flat(c):
-  return dict(config_lib._walk(c))
+  import ml_collections
+  return dict(config_lib._walk(ml_collections.ConfigDict(config_lib.to_dict(c))))  # what config.json stores
 
 
 @pytest.mark.parametrize("dataset,imb", list(itertools.product(["cifar10", "cifar100"], ["0.01", "0.02", "0.1"])))
@@ -404,3 +405,17 @@ def test_auto_head_is_the_one_the_loss_declares():
   c.model.head = "linear"
   with pytest.raises(config_lib.ConfigError, match="cosine logits"):
     config_lib.validate(c)
+
+
+def test_parse_arg_is_typed_by_the_defaults():
+  from configs.common import parse_arg
+  a = parse_arg("epochs=5,lr=0.5,name=x,nu", epochs=30, lr=0.1, name="y", nu=False, keep="k")
+  assert a == {"epochs": 5, "lr": 0.5, "name": "x", "nu": True, "keep": "k"}
+  assert parse_arg("nu=0", nu=True)["nu"] is False and parse_arg("", imb="0.01") == {"imb": "0.01"}
+  with pytest.raises(ValueError, match="unknown config argument 'rows'"):
+    parse_arg("rows=1", row="a")
+  with pytest.raises(ValueError, match="'epochs' must be int"):
+    parse_arg("epochs=ten", epochs=30)
+  with pytest.raises(ValueError, match="is a flag"):
+    parse_arg("nu=maybe", nu=False)
+  assert cdb_digits.get_config("epochs=7").train.epochs == 7

@@ -37,6 +37,7 @@ def nc_reference(f, y, w, c):
               etf_cos=-1 / (len(present) - 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("absent", [None, 3])
 def test_neural_collapse_matches_reference(absent):
   f, z, y, w = make(absent=absent)
@@ -46,6 +47,7 @@ def test_neural_collapse_matches_reference(absent):
     np.testing.assert_allclose(float(got[k]), v, rtol=2e-3, atol=1e-5, err_msg=k)
 
 
+@pytest.mark.slow
 def test_simplex_etf_features_have_collapsed_geometry():
   c = 4
   etf = np.eye(c) - 1.0 / c  # rows: centred one-hot vectors, a simplex ETF
@@ -79,6 +81,7 @@ def test_gradient_components_match_the_loop_of_the_official_diagnostic(use_count
   np.testing.assert_allclose(np.asarray(got), grad_reference(f, z, y, counts), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_gradient_coefficients_are_the_logit_gradient_of_the_loss():
   import jax
   import jax.numpy as jnp

@@ -13,9 +13,7 @@ normalise;
 eval Resize 256 + CenterCrop 224. Resizes are bilinear with antialiasing (as PIL) and stay in float (PIL rounds
 to uint8 after each step: differences ≤ 0.5/255 per pixel, docs/DEVIATIONS.md).
 
-SupCon/SimCLR view recipe (SBCL stage 1, SBCL's CIFAR transforms; `simclr_view`, at the end): RandomResizedCrop
-(scale (0.2, 1)) on the uint8 image, flip, ColorJitter(0.4, 0.4, 0.4, hue 0.1) with p = 0.8, RandomGrayscale 0.2,
-normalise.
+The contrastive views built from these transforms (SupCon/SimCLR, MoCo v2) are `ltjax.data.contrastive_views`.
 
 The torchvision transforms here are the ONE implementation every method uses (large-scale recipe, SBCL views,
 RECORDS weak/strong views in `randaugment`, MoCo views in `contrastive_views`): `rrc_window` / `random_resized_crop`
@@ -378,28 +376,3 @@ def large_scale_eval(encoded, recipe: ImageRecipe, mean, std):
 # ----------------------------------------------------------------------------------------------------------------
 # SimCLR / SupCon view (SBCL stage 1, SBCL's CIFAR transforms), torchvision tensor semantics after the crop
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def simclr_view(image, seed, *, size: int, mean, std, flip: bool = True, scale=(0.2, 1.0), jitter_p: float = 0.8,
-                gray_p: float = 0.2, jitter=(0.4, 0.4, 0.4, 0.1)):
-  """One SupCon/SimCLR CIFAR view (SBCL `SimCLR/main.py`, SBCL's CIFAR transforms): uint8 [H, W, C] → float32 [size,
-  size, C]
-
-    RandomResizedCrop(size, scale=(0.2, 1)) → RandomHorizontalFlip(0.5) → RandomApply(ColorJitter(0.4, 0.4, 0.4,
-    0.1), p=0.8) → RandomGrayscale(0.2) → ToTensor → Normalize(mean, std).
-  `flip=False` leaves out the flip (datasets such as digits whose recipe has no flip). Grayscale keeps the channel
-  count (3 identical channels); for one-channel images it is the identity.
-  """
-  import tensorflow as tf
-  if image.shape[-1] is None:
-    raise ValueError("simclr_view needs a static channel count (tf.ensure_shape the image first)")
-  s = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
-  x = random_resized_crop(image, s[0], size, scale=scale)
-  if flip:
-    x = tf.image.stateless_random_flip_left_right(x, seed=s[1])
-  x = tf.cast(x, tf.float32) / 255.0
-  u = tf.random.stateless_uniform([2], s[2])
-  x = tf.cond(u[0] < jitter_p, lambda: color_jitter(x, s[3], *jitter), lambda: x)
-  if x.shape[-1] == 3:
-    x = tf.cond(u[1] < gray_p, lambda: grayscale(x), lambda: x)
-  return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)

@@ -1,6 +1,5 @@
-"""MoCo v2 "aug-plus" two-view augmentation as TF ops (imbalanced-semi-self `pretrain_moco.py`, SBCL's ImageNet-LT data
-(`moco/`)), with
-torchvision semantics and stateless per-example seeds (an example's views are a function of (seed, epoch,
+"""Contrastive views as TF ops: MoCo v2 "aug-plus" (imbalanced-semi-self `pretrain_moco.py`, SBCL's ImageNet-LT data
+in `moco/`) and the SupCon/SimCLR CIFAR view (`simclr_view`, SBCL `SimCLR/main.py`), with torchvision semantics and stateless per-example seeds (an example's views are a function of (seed, epoch,
 position) only: identical on 1 or 8 devices and after a resume).
 
 One view (`moco_v2_view`), in upstream's order (`moco/main_moco.py`, `augmentation = [...]` for `--aug-plus`):
@@ -129,3 +128,28 @@ def moco_two_views(*, size: int, mean, std, **kw):
             "image_k": moco_v2_view(image, sk, size=size, mean=mean, std=std, **kw)}
 
   return fn
+
+
+def simclr_view(image, seed, *, size: int, mean, std, flip: bool = True, scale=(0.2, 1.0), jitter_p: float = 0.8,
+                gray_p: float = 0.2, jitter=(0.4, 0.4, 0.4, 0.1)):
+  """One SupCon/SimCLR CIFAR view (SBCL `SimCLR/main.py`, SBCL's CIFAR transforms): uint8 [H, W, C] → float32 [size,
+  size, C]
+
+    RandomResizedCrop(size, scale=(0.2, 1)) → RandomHorizontalFlip(0.5) → RandomApply(ColorJitter(0.4, 0.4, 0.4,
+    0.1), p=0.8) → RandomGrayscale(0.2) → ToTensor → Normalize(mean, std).
+  `flip=False` leaves out the flip (datasets such as digits whose recipe has no flip). Grayscale keeps the channel
+  count (3 identical channels); for one-channel images it is the identity.
+  """
+  import tensorflow as tf
+  if image.shape[-1] is None:
+    raise ValueError("simclr_view needs a static channel count (tf.ensure_shape the image first)")
+  s = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
+  x = augment.random_resized_crop(image, s[0], size, scale=scale)
+  if flip:
+    x = tf.image.stateless_random_flip_left_right(x, seed=s[1])
+  x = tf.cast(x, tf.float32) / 255.0
+  u = tf.random.stateless_uniform([2], s[2])
+  x = tf.cond(u[0] < jitter_p, lambda: augment.color_jitter(x, s[3], *jitter), lambda: x)
+  if x.shape[-1] == 3:
+    x = tf.cond(u[1] < gray_p, lambda: augment.grayscale(x), lambda: x)
+  return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)

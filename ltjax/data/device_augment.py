@@ -1,7 +1,7 @@
 """Image augmentation as JAX ops, for the device data path (`ltjax.data.device`): per example, batched with vmap,
 run inside the compiled train step. The host path's TF ops (`ltjax.data.augment`, `contrastive_views`,
 `randaugment`) define the operations and distributions; these compute the same functions of the same
-parameters (tests/test_device_views.py compares them op by op) and draw the parameters from the same distributions
+parameters (tests/data/test_device_views.py compares them op by op) and draw the parameters from the same distributions
 with JAX's stateless keys, so the random draws differ between the two paths but an example's augmentation is still a
 pure function of (seed, epoch, position in the epoch).
 
@@ -296,7 +296,7 @@ def in_sequence(x: jax.Array, stages: Sequence[Callable]) -> jax.Array:
 
 def supcon_view(image: jax.Array, key: jax.Array, *, size: int, mean, std, flip: bool = True, scale=(0.2, 1.0),
                 jitter_p: float = 0.8, gray_p: float = 0.2, jitter=(0.4, 0.4, 0.4, 0.1)) -> jax.Array:
-  """One SupCon/SimCLR view (SBCL stage 1; the host path's `augment.simclr_view`): uint8 [H, W, C] → float32
+  """One SupCon/SimCLR view (SBCL stage 1; the host path's `contrastive_views.simclr_view`): uint8 [H, W, C] → float32
   [size, size, C]: RandomResizedCrop(size, scale) → flip ½ → to [0, 1] → ColorJitter(0.4, 0.4, 0.4, 0.1) with
   p 0.8 → RandomGrayscale 0.2 (RGB only) → normalise."""
   k = jax.random.split(key, 6)

@@ -1,7 +1,7 @@
 """RandomAugment(3) + Cutout and the RECORDS / CORR / SoLar weak and strong views as JAX ops, for the device data
 path. The same operations as the host path's TF ops (`ltjax.data.randaugment`, whose docstring holds the table
 of the 14 ops, their magnitude ranges and the PIL operation each reproduces), on uint8 RGB [H, W, 3], with the
-parameters drawn from JAX keys (tests/test_device_views.py compares every op with the TF one at equal parameters).
+parameters drawn from JAX keys (tests/data/test_device_views.py compares every op with the TF one at equal parameters).
 
 Weak:   RandomResizedCrop(size, scale (0.2, 1)) → flip ½ → ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8 (PIL
         arithmetic) → RandomGrayscale 0.2 (PIL luma) → normalise.

@@ -211,6 +211,55 @@ REGISTRY: Dict[str, Callable[..., Any]] = {
 FILE_BACKED = frozenset(("imagenet_lt", "inat2018", "places_lt", "imagenet_lt_tfds", "inat2018_tfds"))
 
 
+def _choice(name, value, choices):
+  if value not in choices:
+    raise ConfigError(f"config.{name} = {value!r} is not one of {list(choices)}")
+
+
+def validate(d) -> None:
+  """The config's `data` section (no data is loaded): known names and choices, ranges, the unlabeled pool's
+  settings, normalisation statistics, and the large-scale datasets' fields. Raises ConfigError naming the field."""
+  _choice("data.name", d.name, REGISTRY)
+  _choice("data.imb_type", d.imb_type, ("exp", "step", "none"))
+  if d.name == "npz" and not d.path:
+    raise ConfigError("config.data.name = 'npz' reads your arrays from config.data.path: pass "
+                      "--config.data.path=FILE.npz (x_train, y_train, x_test, y_test)")
+  if not 0.0 < d.imb_factor <= 1.0:
+    raise ConfigError(f"config.data.imb_factor = {d.imb_factor} must lie in (0, 1] (ρ = 1/imbalance ratio: "
+                     "0.01 for ratio 100, 0.02 for 50, 0.1 for 10)")
+  if d.val_per_class < 0:
+    raise ConfigError("config.data.val_per_class must be >= 0")
+  b = tuple(d.group_bounds)
+  if b and (len(b) != 2 or not 0 < b[0] < b[1]):
+    raise ConfigError(f"config.data.group_bounds = {b} must be () or (a, b) with 0 < a < b < num_classes")
+  u = d.get("unlabeled")  # absent in config.json of runs made before the section existed
+  if u is not None and u.pseudo_labels:
+    if not u.pool:
+      raise ConfigError("config.data.unlabeled.pseudo_labels is set but config.data.unlabeled.pool is empty: name "
+                        "the pool the pseudo labels were made for (a .pickle, 'svhn_extra', .npy/.npz or a folder)")
+    _choice("data.unlabeled.select_by", u.select_by, ("truth", "pseudo", "all"))
+    if not 0.0 < u.imb_factor <= 1.0:
+      raise ConfigError(f"config.data.unlabeled.imb_factor = {u.imb_factor} must lie in (0, 1] (ρ_U: 1 balanced, "
+                        "0.04 / 0.02 / 0.01 for ratio 25 / 50 / 100)")
+    if u.multiplier < 1:
+      raise ConfigError(f"config.data.unlabeled.multiplier = {u.multiplier} must be >= 1 (5 for D_U@5x)")
+  if len(tuple(d.mean)) != len(tuple(d.std)):
+    raise ConfigError(f"config.data.mean {tuple(d.mean)} and config.data.std {tuple(d.std)} must have "
+                      "the same length (one value per channel, or both () for the dataset's own)")
+  if any(v <= 0 for v in tuple(d.std)):
+    raise ConfigError(f"config.data.std = {tuple(d.std)} must be positive")
+  if d.count_shuffle_seed < -1:
+    raise ConfigError("config.data.count_shuffle_seed must be -1 (off) or a seed >= 0")
+  _choice("data.label_remap", d.label_remap, ("frequency", "none"))
+  if d.image_size < 1 or d.eval_resize < d.image_size:
+    raise ConfigError(f"config.data needs image_size >= 1 and eval_resize >= image_size, got {d.image_size} and "
+                      f"{d.eval_resize}")
+  if d.color_jitter < 0:
+    raise ConfigError(f"config.data.color_jitter = {d.color_jitter} must be >= 0 (0 = off)")
+  if d.val_list and d.name not in ("imagenet_lt", "imagenet_lt_tfds"):
+    raise ConfigError(f"config.data.val_list: only ImageNet-LT has a separate validation list, not '{d.name}'")
+
+
 def _get(cfg, key, default):
   v = getattr(cfg, key, default)
   return default if v is None else v

@@ -240,7 +240,7 @@ def conv_bwd_weights(x, g, w_shape, strides, pads):
 
   An unpadded 1×1 kernel with strides > 1 only reads x[:, ::sh, ::sw]: that subsample goes to a stride-1 call.
   (oneDNN 2023.2's `jit_1x1:avx2` weight gradient is wrong for strided 1×1 convolutions with fewer than 8 input
-  channels on AVX2-only CPUs — up to 100% relative error, tests/test_onednn.py — and the unit-stride form is exact
+  channels on AVX2-only CPUs — up to 100% relative error, tests/models/test_onednn.py — and the unit-stride form is exact
   everywhere.)"""
   strides, pads = _key(strides, pads)
   if tuple(w_shape[:2]) == (1, 1) and strides != (1, 1) and pads == ((0, 0), (0, 0)):

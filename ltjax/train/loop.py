@@ -152,14 +152,16 @@ def _selection_score(cfg, evals: dict) -> Optional[float]:
   return None if e is None else e["top1"]
 
 
-def _open_workdir(cfg, workdir: str) -> Run:
-  """Validate (once), import what the run needs, check the workdir holds this experiment or nothing, build the run
-  and store its config (process 0, atomically: other processes may be reading it)."""
+def _open_workdir(cfg, workdir: str):
+  """(run, fresh): validate (once), import what the run needs, check the workdir holds this experiment or nothing,
+  build the run and store its config (process 0, atomically: other processes may be reading it). `fresh`: the
+  workdir held no checkpoint when the run started (decided once, before any process creates checkpoint folders)."""
   config_lib.validate(cfg)
   _import_optional(cfg)
   os.makedirs(workdir, exist_ok=True)
   _check_workdir_config(workdir, cfg)
-  if not _has_checkpoint(workdir):
+  fresh = not _has_checkpoint(workdir)
+  if fresh:
     pretrained_lib.check_source(cfg.init.workdir, cfg.init.checkpoint)
   run = setup(cfg, validated=True)
   if jax.process_index() == 0:
@@ -169,7 +171,7 @@ def _open_workdir(cfg, workdir: str) -> Run:
   counts = run.stats.counts
   log.info("data %s: train %d images (per class %d…%d), test %d, classes %d", run.data.name, counts.sum(),
            counts.max(), counts.min(), len(run.data.test.labels), run.data.num_classes)
-  return run
+  return run, fresh
 
 
 def _has_checkpoint(workdir: str) -> bool:
@@ -177,11 +179,11 @@ def _has_checkpoint(workdir: str) -> bool:
   return os.path.isdir(root) and bool(os.listdir(root))
 
 
-def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: str):
+def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: str, fresh: bool):
   """(state, selection record): the latest checkpoint of the workdir, or a fresh state (with `config.init`'s
   pre-trained weights) and an empty record."""
   cfg = run.cfg
-  restored = ckpt.restore_latest(create_state(run, cfg.seed)) if _has_checkpoint(workdir) else None
+  restored = None if fresh else ckpt.restore_latest(create_state(run, cfg.seed))
   if restored is None:
     return create_state(run, cfg.seed, pretrained=True), {"best_score": None, "best_epoch": None, "best": None,
                                                           "final": None}
@@ -257,9 +259,9 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   steps, `_evaluate_and_select` every `eval_every` epochs, and checkpoints; SIGTERM (`_preemption`) or
   `stop_at_step` saves the state and raises Preempted.
   """
-  run = _open_workdir(cfg, workdir)
+  run, fresh = _open_workdir(cfg, workdir)
   ckpt = Checkpointer(workdir, cfg.train.keep_checkpoints)
-  state, record = _restore_or_init(run, ckpt, workdir)
+  state, record = _restore_or_init(run, ckpt, workdir, fresh)
   n_params = int(sum(x.size for x in jax.tree.leaves(state.params)))
   stepper = _Stepper(run)
   writer = MetricWriter(workdir)

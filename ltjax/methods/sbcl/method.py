@@ -149,11 +149,11 @@ class SBCL(Method):
   # ------------------------------------------------------------------ data
 
   def _view_fn(self, data):
-    from ltjax.data import augment
+    from ltjax.data import contrastive_views
     kw = self._view_kw(data)
 
     def view(image, seed):
-      return augment.simclr_view(image, seed, **kw)
+      return contrastive_views.simclr_view(image, seed, **kw)
 
     return view
 
