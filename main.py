@@ -25,6 +25,38 @@ flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoint
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _explain(argv, error) -> str:
+  """One line for a command line that flag parsing refused: an unknown `--config.KEY` (with the closest valid key),
+  or else the parser's own first line."""
+  import difflib
+  import re
+  from ltjax import config as config_lib
+  schema = config_lib.schema()
+  for arg in argv[1:]:
+    m = re.match(r"--config\.([\w.]+)(?:=|$)", arg)
+    if not m:
+      continue
+    node, done = schema, []
+    for part in m.group(1).split("."):
+      if not hasattr(node, "keys") or part not in node:
+        options = list(node.keys()) if hasattr(node, "keys") else []
+        close = difflib.get_close_matches(part, options, n=1)
+        where = "config" + "".join("." + d for d in done)
+        hint = f": did you mean --config.{'.'.join(done + [close[0]])}?" if close else ""
+        return f"unknown config key '{m.group(1)}' ({where} has no '{part}'){hint}"
+      node, done = node[part], done + [part]
+  return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with a refused command line reported in one line (exit 2) instead of a traceback."""
+  try:
+    return FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    print(f"error: {_explain(argv, e)}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -54,4 +86,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

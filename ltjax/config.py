@@ -7,6 +7,7 @@ names the field and the fix.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -221,13 +222,18 @@ def _check_schema(cfg, schema, prefix=""):
   for k in cfg.keys():
     if k not in schema:
       known = ", ".join(sorted(schema.keys()))
-      raise ConfigError(f"unknown config key '{prefix}{k}' (known keys at this level: {known})")
+      close = difflib.get_close_matches(k, list(schema.keys()), n=1)
+      hint = f"did you mean '{prefix}{close[0]}'? " if close else ""
+      raise ConfigError(f"unknown config key '{prefix}{k}' ({hint}known keys at this level: {known})")
     v, s = cfg[k], schema[k]
     if isinstance(s, ml_collections.ConfigDict):
       if not isinstance(v, ml_collections.ConfigDict):
         raise ConfigError(f"config key '{prefix}{k}' must be a section, got {type(v).__name__}")
       _check_schema(v, s, prefix + k + ".")
     elif s is not None and v is not None:
+      values = v if isinstance(v, (tuple, list)) else (v,)
+      if any(isinstance(x, float) and not math.isfinite(x) for x in values) and not (k in RENAMED and not prefix):
+        raise ConfigError(f"config.{prefix}{k} = {v} is not a finite number: give a finite value")
       ok = isinstance(v, type(s)) or (isinstance(s, float) and isinstance(v, int) and not isinstance(v, bool))
       if isinstance(s, (tuple, list)):
         ok = isinstance(v, (tuple, list))

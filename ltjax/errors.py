@@ -48,6 +48,10 @@ class MissingDependencyError(LtjaxError, ImportError):
   """What the run asks for needs a package that is not installed; the message names it and the fix."""
 
 
+class RunLockedError(LtjaxError, RuntimeError):
+  """Another run holds the run directory (ltjax.train.workdir_lock); the message names the holder."""
+
+
 class TrainingDiverged(LtjaxError, RuntimeError):
   """The loss or a parameter became NaN/inf; the message names the step and the last good checkpoint."""
 

@@ -40,7 +40,8 @@ from ltjax.losses.arb import (ARB_COUNT_MODES, REDUCTIONS, arb_focal_loss, arb_l
                               batch_class_counts, check_reduction, clamp_logits, weighted_arb_loss)
 from ltjax.losses.core import (balanced_softmax_loss, focal_loss, ldam_loss, mixup_loss, per_example_ce,  # noqa: F401
                                softmax_cross_entropy)
-from ltjax.losses.registry import REGISTRY, config_defaults, head_for, make, register, validate  # noqa: F401
+from ltjax.losses.registry import (REGISTRY, config_defaults, eval_scale, head_for, make, register,  # noqa: F401
+                                   validate)
 from ltjax.losses.smoothing import label_aware_smoothing_loss  # noqa: F401
 from ltjax.losses.weights import (LAS_SHAPES, drw_weights, effective_number_weights, las_epsilons,  # noqa: F401
                                   ldam_margins, resample_probabilities)

@@ -42,8 +42,11 @@ def multi_positive_nce(logits: jax.Array, positives: jax.Array, temperature: flo
 def kcl_positives(labels: jax.Array, queue_labels: jax.Array, key: jax.Array, k: int = 6) -> jax.Array:
   """Pos mask [B, 1 + K] of KCL: column 0, plus k draws with replacement, each uniform over the queue entries of the
   anchor's class (the r-th such entry, r ~ U{0 … n_i − 1}, found through a running count); anchors whose class is
-  absent from the queue get column 0 only. Duplicated draws set the same column once."""
+  absent from the queue get column 0 only. Duplicated draws set the same column once. k = 0 is the official KCL's
+  "no sampling": every queue entry of the anchor's class is a positive."""
   same = queue_labels[None, :] == labels[:, None]                       # [B, K]
+  if k == 0:
+    return _with_positive(same)
   n = jnp.sum(same, axis=1)                                             # [B]
   csum = jnp.cumsum(same.astype(jnp.int32), axis=1)                     # [B, K]
   u = jax.random.uniform(key, (k, labels.shape[0]))

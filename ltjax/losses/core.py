@@ -112,7 +112,8 @@ def _focal(p, counts):
   return lambda z, y, *, class_weights=None, count_labels=None: focal_loss(z, y, gamma, class_weights)
 
 
-@registry.register("ldam", accepts_class_weights=True, defaults={"ldam_max_m": 0.5, "ldam_s": 30.0}, head="cosine")
+@registry.register("ldam", accepts_class_weights=True, defaults={"ldam_max_m": 0.5, "ldam_s": 30.0}, head="cosine",
+                   scale_field="ldam_s")
 def _ldam(p, counts):
   """ldam_loss(cos, y, ldam_margins(counts, ldam_max_m), ldam_s, class_weights); needs cosine logits."""
   margins = jnp.asarray(ldam_margins(counts, float(p.ldam_max_m)))

@@ -44,6 +44,7 @@ class LossEntry:
   defaults: Mapping[str, Any]
   choices: Mapping[str, Sequence[Any]]
   head: str  # the classifier head the loss needs: 'linear' | 'cosine'
+  scale_field: Optional[str] = None  # a declared field by which the loss multiplies the model's logits (LDAM: ldam_s)
 
   def __call__(self, cfg, class_counts) -> Callable:
     return build(self, cfg, class_counts)
@@ -53,8 +54,13 @@ REGISTRY: Dict[str, LossEntry] = {}
 
 
 def register(name: str, *, accepts_class_weights: bool, defaults: Optional[Mapping[str, Any]] = None,
-             choices: Optional[Mapping[str, Sequence[Any]]] = None, head: str = "linear"):
+             choices: Optional[Mapping[str, Sequence[Any]]] = None, head: str = "linear",
+             scale_field: Optional[str] = None):
   """Decorator: register a factory `(p, counts) -> fn` as loss `name` with its config fields and their defaults.
+
+  `scale_field` names the declared field by which the loss scales the model's logits before its softmax (LDAM:
+  s·cos); evaluation then reports probabilities from the logits so scaled (`eval_scale`), so that calibration
+  figures describe the distribution the model was trained to output.
 
   A field several losses share (the ARB family's `arb_counts`, `arb_clamp`, `reduction`) must be declared with the
   same default and choices by each; a conflict is an error at import time."""
@@ -73,11 +79,13 @@ def register(name: str, *, accepts_class_weights: bool, defaults: Optional[Mappi
         raise ValueError(f"loss {name!r} declares config.loss.{field} differently from loss {other.name!r}")
   if name == "name":
     raise ValueError("'name' is the loss section's selector, not a loss")
+  if scale_field is not None and scale_field not in defaults:
+    raise ValueError(f"loss {name!r}: scale_field {scale_field!r} is not among its declared fields")
 
   def deco(factory):
     if name in REGISTRY and REGISTRY[name].factory is not factory:
       raise ValueError(f"loss {name!r} is already registered")
-    REGISTRY[name] = LossEntry(name, factory, accepts_class_weights, defaults, choices, head)
+    REGISTRY[name] = LossEntry(name, factory, accepts_class_weights, defaults, choices, head, scale_field)
     return factory
 
   return deco
@@ -141,6 +149,13 @@ def validate(section) -> None:
     for field, allowed in entry.choices.items():
       if field in section and section[field] not in allowed:
         raise ConfigError(f"config.loss.{field} = {section[field]!r} is not one of {list(allowed)}")
+
+
+def eval_scale(name: str, cfg) -> float:
+  """The factor by which loss `name` (its fields read from `cfg`) multiplies the model's logits: evaluation logits
+  are the model's times this, so reported probabilities and calibration are the loss's (1.0 for most losses)."""
+  entry = REGISTRY[name]
+  return 1.0 if entry.scale_field is None else float(getattr(_fields(entry, cfg), entry.scale_field))
 
 
 def head_for(name: str) -> str:

@@ -69,6 +69,8 @@ class Supervised(Method):
     self.loss_fn = losses.make(cfg.loss.name, cfg.loss, stats.counts)
     self.weighted = self.s.train_rule in ("reweight", "drw")
     self.mixup_alpha = float(self.s.mixup_alpha)
+    # Probabilities are reported from the logits the loss uses: s·cos for LDAM (losses.eval_scale), z otherwise.
+    self.eval_scale = losses.eval_scale(cfg.loss.name, cfg.loss)
 
   def class_weights(self, epoch: int) -> Optional[np.ndarray]:
     rule, counts = self.s.train_rule, self.stats.counts
@@ -95,6 +97,11 @@ class Supervised(Method):
       return samplers.class_aware_order(self.train_labels, self.stats.num_classes, seed, epoch,
                                         per_class=CLASS_AWARE_PER_CLASS)
     return None
+
+  def eval_logits(self, outputs, method_state, params):
+    """The logits the loss turns into probabilities: the model's times `losses.eval_scale` (LDAM: s·cos)."""
+    z = outputs["logits"]
+    return z if self.eval_scale == 1.0 else z * self.eval_scale
 
   def loss(self, apply_fn, params, batch_stats, method_state, batch, hparams, rng):
     x, y = batch["image"], batch["label"]

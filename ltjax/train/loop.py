@@ -23,7 +23,7 @@ import numpy as np
 from ltjax import config as config_lib, host_memory, methods, optional
 from ltjax.data import device, pipeline, sources
 from ltjax.errors import Preempted, TrainingDiverged  # noqa: F401 (re-exported)
-from ltjax.train import pretrained as pretrained_lib, step as step_lib
+from ltjax.train import pretrained as pretrained_lib, step as step_lib, workdir_lock
 from ltjax.train.checkpoint import Checkpointer
 from ltjax.train.logger import MetricWriter, write_json_atomic
 from ltjax.train.run import Run, create_state, setup, training_diagnostics
@@ -153,12 +153,9 @@ def _selection_score(cfg, evals: dict) -> Optional[float]:
 
 
 def _open_workdir(cfg, workdir: str):
-  """(run, fresh): validate (once), import what the run needs, check the workdir holds this experiment or nothing,
-  build the run and store its config (process 0, atomically: other processes may be reading it). `fresh`: the
-  workdir held no checkpoint when the run started (decided once, before any process creates checkpoint folders)."""
-  config_lib.validate(cfg)
-  _import_optional(cfg)
-  os.makedirs(workdir, exist_ok=True)
+  """(run, fresh): check the workdir holds this experiment or nothing, build the run and store its config (process
+  0, atomically: other processes may be reading it). `fresh`: the workdir held no checkpoint when the run started
+  (decided once, before any process creates checkpoint folders)."""
   _check_workdir_config(workdir, cfg)
   fresh = not _has_checkpoint(workdir)
   if fresh:
@@ -208,18 +205,24 @@ def _preemption():
       signal.signal(signal.SIGTERM, old)
 
 
-def _flush_train_metrics(pending, per_call: int, *, step: int, epoch: int, last_saved: int, workdir: str,
+def _flush_train_metrics(pending, per_call: int, *, step: int, epoch: int, last_saved: Optional[int], workdir: str,
                          writer: MetricWriter, bar, seconds: float, images: int) -> None:
   """Write the mean of the pending steps' metrics (and images/s) at `step`; a non-finite loss among them raises
-  TrainingDiverged naming the first bad step and the last saved one."""
+  TrainingDiverged naming the first bad step and the newest good checkpoint (`last_saved`, None when this run has
+  none yet)."""
   host = _per_step(jax.device_get([m for m, _ in pending]), [c for _, c in pending], per_call)
   losses = np.array([h["loss"] for h in host])
   if not np.all(np.isfinite(losses)):
     bad = step - len(host) + int(np.argmin(np.isfinite(losses))) + 1
+    if last_saved is None:
+      saved = ("no checkpoint was saved before it (the first is written at the end of the first epoch), so a rerun "
+               "starts over")
+    else:
+      saved = (f"the newest good checkpoint is step {last_saved} ({workdir}/checkpoints/last/{last_saved}), which a "
+               "rerun resumes from")
     raise TrainingDiverged(
-        f"the loss became {losses[~np.isfinite(losses)][0]} at step {bad} (epoch {epoch}); nothing after "
-        f"step {last_saved} was saved, and the last good checkpoint is in {workdir}/checkpoints/last. "
-        "Lower config.optim.lr or check the data and loss settings, then rerun to resume from it.")
+        f"the loss became {losses[~np.isfinite(losses)][0]} at step {bad} (epoch {epoch}); {saved}. Lower "
+        "config.optim.lr or check the data and loss settings first.")
   avg = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
   avg["images_per_sec"] = images / max(seconds, 1e-9)
   writer.write(step, "train", avg, epoch=epoch)
@@ -254,11 +257,20 @@ def _evaluate_and_select(run: Run, state: TrainState, record: dict, *, step: int
 def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_step: Optional[int] = None) -> dict:
   """Train (or resume) the run in `workdir`; returns the results dict also written to results.json.
 
-  Phases: `_open_workdir` (validate, check, set up, store the config), `_restore_or_init`, then per epoch the
-  method's `on_epoch_start`, the compiled train calls (`_Stepper`) with `_flush_train_metrics` every `log_every`
-  steps, `_evaluate_and_select` every `eval_every` epochs, and checkpoints; SIGTERM (`_preemption`) or
-  `stop_at_step` saves the state and raises Preempted.
+  Phases: validation (once, before the workdir is created), the workdir's lock (`workdir_lock`: one writer per run
+  directory), `_open_workdir` (check, set up, store the config), `_restore_or_init`, then per epoch the method's
+  `on_epoch_start`, the compiled train calls (`_Stepper`) with `_flush_train_metrics` every `log_every` steps,
+  `_evaluate_and_select` every `eval_every` epochs, and checkpoints; SIGTERM (`_preemption`) or `stop_at_step` saves
+  the state and raises Preempted.
   """
+  config_lib.validate(cfg)
+  _import_optional(cfg)
+  os.makedirs(workdir, exist_ok=True)
+  with workdir_lock.hold(workdir, enabled=jax.process_index() == 0):
+    return _train(cfg, workdir, stop_at_step)
+
+
+def _train(cfg, workdir: str, stop_at_step: Optional[int]) -> dict:
   run, fresh = _open_workdir(cfg, workdir)
   ckpt = Checkpointer(workdir, cfg.train.keep_checkpoints)
   state, record = _restore_or_init(run, ckpt, workdir, fresh)
@@ -268,7 +280,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   spe = run.train_input.steps_per_epoch
   epochs = cfg.train.epochs
   step = int(jax.device_get(state.step))
-  last_saved = step
+  last_saved = step if step > 0 else None  # the newest checkpoint this run can fall back to (a restored one)
 
   def save(best=False):
     ckpt.save(state, {"record": record, "epoch": step // spe, "step": step}, best=best)
@@ -286,10 +298,16 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
         pending, t0, n_img = [], time.perf_counter(), 0
         with contextlib.closing(stepper.calls(epoch, start, n, hparams)) as call_iter:
           for train_step, args, n_steps, n_images, probe in call_iter:
-            if not sized:  # first call: keep the step's temporaries for reuse (main.py set up the malloc policy)
+            first = not sized
+            if first:  # first call: keep the step's temporaries for reuse (main.py set up the malloc policy)
               sized = True
+              log.info("compiling the train step (the first call waits for it)…")
+              t_compile = time.perf_counter()
               host_memory.reuse_for_step(train_step, probe, state, *args)
             state, m = train_step(state, *args)
+            if first:
+              jax.block_until_ready(m)
+              log.info("train step compiled and first call done in %.1f s", time.perf_counter() - t_compile)
             pending.append((m, n_steps))
             n_img += n_images
             step += n_steps

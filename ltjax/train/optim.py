@@ -213,12 +213,14 @@ def sbcl_linear_cosine(e: int, base_lr: float, num_epochs: int, warmup: int = 5)
   """SBCL CIFAR stage 2, `--train_rule CB | Reweight` (SBCL `SimCLR/linear_classify.py`). With e' = e + 1:
 
       lr·e'/warmup                                          if e' <= warmup
-      0.5·lr·(1 + cos(π·(e' − warmup)/(E − warmup)))        otherwise (0 in the last epoch)
+      0.5·lr·(1 + cos(π̃·(e' − warmup)/(E − warmup)))        otherwise (0 in the last epoch)
+
+  with π̃ = 3.1415926535, the constant the official code writes (as ARB's cosine, `TRUNCATED_PI`).
   """
   ep = e + 1
   if ep <= warmup:
     return base_lr * ep / warmup
-  return 0.5 * base_lr * (1.0 + math.cos(math.pi * (ep - warmup) / (num_epochs - warmup)))
+  return 0.5 * base_lr * (1.0 + math.cos(TRUNCATED_PI * (ep - warmup) / (num_epochs - warmup)))
 
 
 SCHEDULES: Dict[str, Callable[..., float]] = {

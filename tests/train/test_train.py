@@ -217,12 +217,31 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, pe
     return jnp.where(jnp.asarray(batch["index"]).sum() >= 0, jnp.nan, loss), aux
 
   monkeypatch.setattr(Supervised, "loss", nan_loss)
-  with pytest.raises(loop.TrainingDiverged, match=f"at step {spe + 1} "):
+  with pytest.raises(loop.TrainingDiverged, match=f"at step {spe + 1} ") as e:
     loop.train_and_evaluate(cfg, str(tmp_path))
+  assert f"newest good checkpoint is step {spe} " in str(e.value)
+  assert (tmp_path / "checkpoints" / "last" / str(spe)).is_dir()
   after, _ = params_of(str(tmp_path), cfg)
   assert int(after.step) == spe
   for x, y in zip(jax.tree.leaves(good), jax.tree.leaves(after)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.slow
+def test_divergence_before_the_first_checkpoint_says_none_was_saved(tmp_path, monkeypatch):
+  from ltjax.methods.supervised import Supervised
+  orig = Supervised.loss
+
+  def nan_loss(self, *args):
+    import jax.numpy as jnp
+    loss, aux = orig(self, *args)
+    return loss * jnp.nan, aux
+
+  monkeypatch.setattr(Supervised, "loss", nan_loss)
+  with pytest.raises(loop.TrainingDiverged, match="no checkpoint was saved before it") as e:
+    loop.train_and_evaluate(tiny(**{"train.epochs": 2}), str(tmp_path))
+  assert "at step 1 " in str(e.value) and "checkpoints/last" not in str(e.value)
+  assert not os.listdir(tmp_path / "checkpoints" / "last") if (tmp_path / "checkpoints" / "last").exists() else True
 
 
 @pytest.mark.slow

@@ -60,7 +60,8 @@ def enqueue(queue: jax.Array, ptr: jax.Array, values: jax.Array) -> Tuple[jax.Ar
   K, B = queue.shape[0], values.shape[0]
   if K % B:
     raise ValueError(f"queue size {K} is not a multiple of the global batch {B} (MoCo requires K % B == 0)")
-  start = (jnp.asarray(ptr, jnp.int32),) + (0,) * (queue.ndim - 1)
+  # Every start index int32: a Python 0 would be int64 under jax_enable_x64, and dynamic_update_slice needs one dtype.
+  start = (jnp.asarray(ptr, jnp.int32),) + (jnp.zeros([], jnp.int32),) * (queue.ndim - 1)
   new = jax.lax.dynamic_update_slice(queue, values.astype(queue.dtype), start)
   return new, ((ptr + B) % K).astype(jnp.int32)
 

@@ -68,7 +68,7 @@ class SbclMoco(MoCo):
     c.temperature = 0.07  # --moco-t: KCL and the SBCL subclass term
     c.rank_temperature = 0.12  # fixed in SupConLoss_rank (class term)
     c.gamma = 0.2  # weight of the class term
-    c.kcl_k = 6  # KCL same-class positives drawn from the queue
+    c.kcl_k = 6  # KCL same-class positives drawn from the queue; 0 = every same-class queue entry (official k=0)
     c.phase2_epoch = 200  # first epoch of phase 2 (SBCL loss, new optimizer, clustering); 0 = SBCL from the start
     c.cluster = 20  # L in M_c = ⌊n_c / max(n_min, L)⌋ (--cluster, moco/main.py)
     c.step = 5  # re-cluster every this many phase-2 epochs (--step)
@@ -89,8 +89,8 @@ class SbclMoco(MoCo):
     if cfg.optim.schedule == "sbcl_moco_cosine" and E != 2 * s.phase2_epoch:
       raise ConfigError(f"optim.schedule 'sbcl_moco_cosine' restarts at train.epochs/2 = {E / 2}, but "
                         f"sbcl_moco.phase2_epoch = {s.phase2_epoch}: make train.epochs twice phase2_epoch")
-    if s.step < 1 or s.cluster < 1 or s.kcl_k < 1:
-      raise ConfigError("config.sbcl_moco.step, cluster and kcl_k must be >= 1")
+    if s.step < 1 or s.cluster < 1 or s.kcl_k < 0:
+      raise ConfigError("config.sbcl_moco.step and cluster must be >= 1, kcl_k >= 0 (0: every same-class queue entry)")
     if s.temperature <= 0 or s.rank_temperature <= 0:
       raise ConfigError("config.sbcl_moco temperatures must be > 0")
 
