@@ -170,3 +170,51 @@ def test_two_concurrent_runs_on_one_workdir_the_second_is_refused(tmp_path):
   from ltjax.train import workdir_lock
   with workdir_lock.hold(w):
     pass
+
+
+def _data_files(step_dir):
+  import os
+  out = []
+  for root, _, files in os.walk(step_dir / "state"):
+    for f in files:
+      p = os.path.join(root, f)
+      if "manifest" not in f and not f.startswith("_") and os.path.getsize(p) > 4096:
+        out.append(p)
+  return sorted(out, key=os.path.getsize)
+
+
+@pytest.mark.slow
+def test_flipped_bytes_are_detected_moved_aside_and_the_run_goes_on_from_the_previous_step(tmp_path, caplog):
+  import os
+
+  from ltjax.train import loop
+  from tests.train.test_train import params_of, tiny
+  cfg = tiny(**{"train.epochs": 2, "train.keep_checkpoints": 3})
+  full = loop.train_and_evaluate(cfg, str(tmp_path / "full"))
+  w = tmp_path / "w"
+  loop.train_and_evaluate(cfg, str(w))
+  last = w / "checkpoints" / "last"
+  steps = sorted(int(s) for s in os.listdir(last) if s.isdigit())
+  assert len(steps) == 2
+  # Flip bytes in the middle of the newest step's largest array file (the parameters): still a readable checkpoint.
+  big = _data_files(last / str(steps[-1]))[-1]
+  with open(big, "r+b") as f:
+    f.seek(os.path.getsize(big) // 2)
+    chunk = bytearray(f.read(64))
+    f.seek(os.path.getsize(big) // 2)
+    f.write(bytes(b ^ 0xFF for b in chunk))
+  state, _ = params_of(str(w), cfg)
+  assert int(state.step) == steps[0]
+  assert "do not match the digests saved with them" in caplog.text  # the digest check, not orbax, found it
+  moved = os.listdir(w / "checkpoints" / "corrupt")
+  assert len(moved) == 1 and moved[0].startswith(f"last-{steps[-1]}-")  # kept for inspection, never deleted
+  assert sorted(int(s) for s in os.listdir(last) if s.isdigit()) == steps[:1]
+  # The same run again: resumes from the good step and saves the damaged step's number afresh.
+  cfg2 = tiny(**{"train.epochs": 2, "train.keep_checkpoints": 3})
+  again = loop.train_and_evaluate(cfg2, str(w))
+  assert sorted(int(s) for s in os.listdir(last) if s.isdigit()) == steps
+  assert again["final"]["top1"] == full["final"]["top1"]
+  a, _ = params_of(str(w), cfg)
+  b, _ = params_of(str(tmp_path / "full"), cfg)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -5,17 +5,27 @@ Layout under the run directory:
   checkpoints/best/<step>/{state,meta}   the state with the best selection metric
 
 Orbax writes each checkpoint to a temporary folder and renames it when complete, so an interrupted save never
-replaces a good checkpoint. A checkpoint that cannot be read (truncated, deleted files) is reported and skipped:
-restoring falls back to the previous one, and only when none is readable is it an error.
+replaces a good checkpoint, and the temporary folders an interrupted save leaves are removed when the run restarts.
+
+Integrity: each checkpoint's meta records a digest (BLAKE2b-128) of every array of the saved state, and restoring
+recomputes it. A checkpoint that cannot be read (truncated, deleted files) or whose arrays do not match their digests
+(flipped bytes) is reported by path and moved aside to `checkpoints/corrupt/<last|best>-<step>-<time>` (never
+deleted, never restored again, and no longer in the way of a save of the same step); restoring falls back to the
+previous one, and only when none is good is it an error. Checkpoints written before digests existed are restored
+without the check.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import logging
 import os
-from typing import Any, Optional, Tuple
+import shutil
+from typing import Any, Dict, Optional, Tuple
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from ltjax.errors import CheckpointError  # noqa: F401 (re-exported)
@@ -26,7 +36,27 @@ log = logging.getLogger("ltjax")
 def _manager(path: str, keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.abspath(path),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False))
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
+                                           cleanup_tmp_directories=True))
+
+
+def _host(x) -> np.ndarray:
+  """This process's full copy of a (replicated) array."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return np.asarray(x.addressable_data(0))
+  return np.asarray(jax.device_get(x))
+
+
+def digests(state) -> Dict[str, str]:
+  """'/'-joined leaf path → BLAKE2b-128 hex digest of the leaf's dtype, shape and bytes."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+    a = np.ascontiguousarray(_host(leaf))
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    out[jax.tree_util.keystr(path)] = h.hexdigest()
+  return out
 
 
 def _abstract(state):
@@ -36,12 +66,14 @@ def _abstract(state):
 class Checkpointer:
 
   def __init__(self, workdir: str, keep: int):
-    root = os.path.join(workdir, "checkpoints")
-    self.last = _manager(os.path.join(root, "last"), keep)
-    self.best = _manager(os.path.join(root, "best"), 1)
+    self.root = os.path.join(workdir, "checkpoints")
+    self.keep = keep
+    self.last = _manager(os.path.join(self.root, "last"), keep)
+    self.best = _manager(os.path.join(self.root, "best"), 1)
 
   def save(self, state, meta: dict, *, best: bool = False) -> None:
     step = int(jax.device_get(state.step))
+    meta = dict(meta, digests=digests(state))
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
     mngr = self.best if best else self.last
     if step in mngr.all_steps():
@@ -52,28 +84,61 @@ class Checkpointer:
   def _restore(self, mngr, step, template) -> Tuple[Any, dict]:
     args = ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(template)), meta=ocp.args.JsonRestore())
     r = mngr.restore(step, args=args)
-    return r["state"], dict(r["meta"])
+    state, meta = r["state"], dict(r["meta"])
+    want = meta.pop("digests", None)
+    if want is not None:
+      got = digests(state)
+      bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+      if bad:
+        raise CheckpointError(f"{len(bad)} array(s) do not match the digests saved with them (first: {bad[0]})")
+    return state, meta
 
-  def restore_latest(self, template) -> Optional[Tuple[Any, dict]]:
-    """The newest readable (state, meta) of checkpoints/last, or None when there is no checkpoint at all."""
-    steps = sorted(self.last.all_steps(), reverse=True)
+  def _move_aside(self, mngr, kind: str, step: int) -> str:
+    """Move a corrupt step folder to checkpoints/corrupt/ (process 0) and forget it; returns where it went."""
+    src = os.path.join(str(mngr.directory), str(step))
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+    dst = os.path.join(self.root, "corrupt", f"{kind}-{step}-{stamp}")
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"ltjax_checkpoint_move_{kind}_{step}")
+    if jax.process_index() == 0 and os.path.isdir(src):
+      os.makedirs(os.path.dirname(dst), exist_ok=True)
+      shutil.move(src, dst)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"ltjax_checkpoint_moved_{kind}_{step}")
+    mngr.reload()
+    return dst
+
+  def _restore_newest_good(self, mngr, kind: str, template) -> Optional[Tuple[Any, dict]]:
+    steps = sorted(mngr.all_steps(), reverse=True)
     errors = []
     for step in steps:
       try:
-        return self._restore(self.last, step, template)
-      except Exception as e:  # unreadable or partial checkpoint: fall back to the previous one
-        msg = f"checkpoint {self.last.directory}/{step} is unreadable ({type(e).__name__}: {str(e)[:200]})"
+        return self._restore(mngr, step, template)
+      except Exception as e:  # unreadable, partial or corrupt checkpoint: set it aside, fall back to the previous one
+        where = self._move_aside(mngr, kind, step)
+        msg = (f"checkpoint {mngr.directory}/{step} is damaged ({type(e).__name__}: {str(e)[:200]}); moved to "
+               f"{where}")
         log.warning("%s; falling back to an older checkpoint", msg)
         errors.append(msg)
     if steps:
-      raise CheckpointError("no readable checkpoint under " + str(self.last.directory) + ":\n  " +
-                            "\n  ".join(errors) + "\nMove the damaged run directory aside and start a new --workdir, "
-                            "or delete the unreadable step folders to restart from scratch.")
+      raise CheckpointError("no good checkpoint under " + str(mngr.directory) + ":\n  " + "\n  ".join(errors) +
+                            "\nThe damaged ones were moved aside; rerun to start the run from scratch, or use another "
+                            "--workdir.")
     return None
 
+  def restore_latest(self, template) -> Optional[Tuple[Any, dict]]:
+    """The newest good (state, meta) of checkpoints/last, or None when there is no checkpoint at all."""
+    return self._restore_newest_good(self.last, "last", template)
+
   def restore_best(self, template) -> Optional[Tuple[Any, dict]]:
-    step = self.best.latest_step()
-    return None if step is None else self._restore(self.best, step, template)
+    """The best checkpoint's (state, meta), or None when there is none (or it is damaged: it is moved aside)."""
+    try:
+      return self._restore_newest_good(self.best, "best", template)
+    except CheckpointError as e:
+      log.warning("%s", str(e).splitlines()[0])
+      return None
 
   def close(self):
     self.last.close()
