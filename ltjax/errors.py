@@ -48,6 +48,10 @@ class MissingDependencyError(LtjaxError, ImportError):
   """What the run asks for needs a package that is not installed; the message names it and the fix."""
 
 
+class RunDirError(LtjaxError, OSError):
+  """The run directory cannot be created or written (read-only, not a directory, no space); the message names it."""
+
+
 class RunLockedError(LtjaxError, RuntimeError):
   """Another run holds the run directory (ltjax.train.workdir_lock); the message names the holder."""
 

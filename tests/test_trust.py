@@ -218,3 +218,46 @@ def test_flipped_bytes_are_detected_moved_aside_and_the_run_goes_on_from_the_pre
   b, _ = params_of(str(tmp_path / "full"), cfg)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_an_unwritable_workdir_is_one_clear_error(tmp_path):
+  """A --workdir that cannot be created (here: below a regular file; a read-only directory takes the same path when
+  the tests do not run as root, which ignores permission bits) is one RunDirError naming it, before any work."""
+  from configs import quickstart
+  from ltjax.errors import LtjaxError, RunDirError
+  from ltjax.train import loop
+  (tmp_path / "file").write_text("x")
+  w = str(tmp_path / "file" / "run")
+  with pytest.raises(RunDirError, match=r"cannot create the run directory --workdir .*file/run \(") as e:
+    loop.train_and_evaluate(quickstart.get_config(), w)
+  assert isinstance(e.value, LtjaxError) and "\n" not in str(e.value)
+
+
+def test_a_failing_checkpoint_write_is_one_clear_error_and_keeps_the_earlier_ones(tmp_path, monkeypatch):
+  """A full disk during a save (a writer that raises ENOSPC in place of the real one): CheckpointError naming the
+  step and folder, the earlier checkpoint intact and restorable."""
+  import errno
+  import os
+
+  import orbax.checkpoint as ocp
+
+  from ltjax.errors import CheckpointError
+  from ltjax.train import loop
+  from tests.train.test_train import params_of, tiny
+  cfg = tiny(**{"train.epochs": 2})
+  spe_run = loop.train_and_evaluate(tiny(**{"train.epochs": 1}), str(tmp_path / "probe"))
+  spe = spe_run["steps"]
+  with pytest.raises(loop.Preempted):
+    loop.train_and_evaluate(cfg, str(tmp_path / "w"), stop_at_step=spe)
+  real = ocp.CheckpointManager.save
+
+  def full_disk(self, step, *a, **k):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(ocp.CheckpointManager, "save", full_disk)
+  with pytest.raises(CheckpointError, match=r"saving checkpoint step \d+ to .* failed \(No space left on device\); "
+                                            r"the earlier checkpoints are intact"):
+    loop.train_and_evaluate(cfg, str(tmp_path / "w"))
+  monkeypatch.setattr(ocp.CheckpointManager, "save", real)
+  state, _ = params_of(str(tmp_path / "w"), cfg)
+  assert int(state.step) == spe

@@ -78,8 +78,13 @@ class Checkpointer:
     mngr = self.best if best else self.last
     if step in mngr.all_steps():
       return
-    mngr.save(step, args=args, force=True)
-    mngr.wait_until_finished()
+    try:
+      mngr.save(step, args=args, force=True)
+      mngr.wait_until_finished()
+    except OSError as e:  # a full disk, a read-only or vanished directory
+      raise CheckpointError(f"saving checkpoint step {step} to {mngr.directory} failed ({e.strerror or e}); the "
+                            "earlier checkpoints are intact: free space or fix the directory, then rerun to resume "
+                            "from them") from None
 
   def _restore(self, mngr, step, template) -> Tuple[Any, dict]:
     args = ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(template)), meta=ocp.args.JsonRestore())

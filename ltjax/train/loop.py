@@ -22,7 +22,7 @@ import numpy as np
 
 from ltjax import config as config_lib, host_memory, methods, optional
 from ltjax.data import device, pipeline, sources
-from ltjax.errors import Preempted, TrainingDiverged  # noqa: F401 (re-exported)
+from ltjax.errors import Preempted, RunDirError, TrainingDiverged  # noqa: F401 (re-exported)
 from ltjax.train import pretrained as pretrained_lib, step as step_lib, workdir_lock
 from ltjax.train.checkpoint import Checkpointer
 from ltjax.train.logger import MetricWriter, write_json_atomic
@@ -265,7 +265,11 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   """
   config_lib.validate(cfg)
   _import_optional(cfg)
-  os.makedirs(workdir, exist_ok=True)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise RunDirError(f"cannot create the run directory --workdir {workdir} ({e.strerror or e}): choose a "
+                      "writable directory") from None
   with workdir_lock.hold(workdir, enabled=jax.process_index() == 0):
     return _train(cfg, workdir, stop_at_step)
 

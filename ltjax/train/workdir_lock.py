@@ -15,7 +15,7 @@ import fcntl
 import os
 import socket
 
-from ltjax.errors import RunLockedError
+from ltjax.errors import RunDirError, RunLockedError
 
 LOCK_FILE = ".lock"
 
@@ -36,7 +36,11 @@ def hold(workdir: str, enabled: bool = True):
     yield
     return
   path = os.path.join(workdir, LOCK_FILE)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise RunDirError(f"cannot write the run directory --workdir {workdir} ({e.strerror or e}): choose a writable "
+                      "directory") from None
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
