@@ -205,7 +205,9 @@ def test_flipped_bytes_are_detected_moved_aside_and_the_run_goes_on_from_the_pre
     f.write(bytes(b ^ 0xFF for b in chunk))
   state, _ = params_of(str(w), cfg)
   assert int(state.step) == steps[0]
-  assert "do not match the digests saved with them" in caplog.text  # the digest check, not orbax, found it
+  # Found by the digest check, or by the reader when the flip breaks a compressed chunk (which one depends on where in
+  # the file's layout the flipped bytes fall); the digest check alone: test_faults.py.
+  assert f"checkpoints/last/{steps[-1]} is damaged" in caplog.text
   moved = os.listdir(w / "checkpoints" / "corrupt")
   assert len(moved) == 1 and moved[0].startswith(f"last-{steps[-1]}-")  # kept for inspection, never deleted
   assert sorted(int(s) for s in os.listdir(last) if s.isdigit()) == steps[:1]

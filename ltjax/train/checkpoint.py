@@ -13,6 +13,10 @@ recomputes it. A checkpoint that cannot be read (truncated, deleted files) or wh
 deleted, never restored again, and no longer in the way of a save of the same step); restoring falls back to the
 previous one, and only when none is good is it an error. Checkpoints written before digests existed are restored
 without the check.
+
+Rotation: a new step is read back and its digests checked before the steps beyond the newest `keep` (best: 1) are
+deleted, so keeping the last N and the best can never delete the only good checkpoint: a step that does not read
+back intact is moved aside and the save is an error, with every earlier step still in place.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import datetime
 import hashlib
 import logging
 import os
+import re
 import shutil
 from typing import Any, Dict, Optional, Tuple
 
@@ -33,10 +38,12 @@ from ltjax.errors import CheckpointError  # noqa: F401 (re-exported)
 log = logging.getLogger("ltjax")
 
 
-def _manager(path: str, keep: int) -> ocp.CheckpointManager:
+def _manager(path: str) -> ocp.CheckpointManager:
+  # No max_to_keep: orbax would delete the oldest step as soon as a new one is written, before anything has read the
+  # new one back. `Checkpointer.save` rotates itself, after the new step is verified.
   return ocp.CheckpointManager(
       os.path.abspath(path),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
+      options=ocp.CheckpointManagerOptions(max_to_keep=None, create=True, enable_async_checkpointing=False,
                                            cleanup_tmp_directories=True))
 
 
@@ -59,6 +66,26 @@ def digests(state) -> Dict[str, str]:
   return out
 
 
+def os_error_reason(e: BaseException) -> Optional[str]:
+  """The operating-system reason behind a failed write ("No space left on device"), or None when `e` is not one:
+  an OSError, or TensorStore's ValueError that carries `[os_error_code='N']`."""
+  if isinstance(e, OSError):
+    return e.strerror or str(e)
+  m = re.search(r"os_error_code='?(\d+)", str(e))
+  return os.strerror(int(m.group(1))) if m else None
+
+
+def _remove_partial(directory: str, step: int) -> None:
+  """Delete what an interrupted save of `step` left (orbax's `<step>.orbax-checkpoint-tmp*` folder)."""
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return
+  for name in names:
+    if name.startswith(f"{step}.orbax-checkpoint-tmp"):
+      shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
 def _abstract(state):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
@@ -68,10 +95,13 @@ class Checkpointer:
   def __init__(self, workdir: str, keep: int):
     self.root = os.path.join(workdir, "checkpoints")
     self.keep = keep
-    self.last = _manager(os.path.join(self.root, "last"), keep)
-    self.best = _manager(os.path.join(self.root, "best"), 1)
+    self.last = _manager(os.path.join(self.root, "last"))
+    self.best = _manager(os.path.join(self.root, "best"))
 
   def save(self, state, meta: dict, *, best: bool = False) -> None:
+    """Write `state` and `meta` as the step's checkpoint, read it back and check its digests, and only then delete
+    the steps beyond the newest `keep` (1 for best). A step that does not read back intact is moved aside and is a
+    CheckpointError; the earlier steps are all still there, so rotation never deletes the only good checkpoint."""
     step = int(jax.device_get(state.step))
     meta = dict(meta, digests=digests(state))
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
@@ -81,10 +111,28 @@ class Checkpointer:
     try:
       mngr.save(step, args=args, force=True)
       mngr.wait_until_finished()
-    except OSError as e:  # a full disk, a read-only or vanished directory
-      raise CheckpointError(f"saving checkpoint step {step} to {mngr.directory} failed ({e.strerror or e}); the "
+    except Exception as e:  # a full disk, a read-only or vanished directory
+      reason = os_error_reason(e)
+      if reason is None:
+        raise
+      _remove_partial(str(mngr.directory), step)
+      raise CheckpointError(f"saving checkpoint step {step} to {mngr.directory} failed ({reason}); the "
                             "earlier checkpoints are intact: free space or fix the directory, then rerun to resume "
                             "from them") from None
+    try:
+      self._restore(mngr, step, state)
+    except Exception as e:  # written but not readable as written (a failing disk): keep the earlier steps
+      kind = "best" if best else "last"
+      where = self._move_aside(mngr, kind, step)
+      raise CheckpointError(f"checkpoint step {step} in {mngr.directory} did not read back intact "
+                            f"({type(e).__name__}: {str(e)[:200]}); moved to {where}, the earlier checkpoints are "
+                            "kept: check the disk, then rerun to resume from them") from None
+    self._prune(mngr, 1 if best else self.keep)
+
+  def _prune(self, mngr, keep: int) -> None:
+    """Delete all but the newest `keep` steps (called only after the newest one was verified)."""
+    for old in sorted(mngr.all_steps())[:-keep]:
+      mngr.delete(old)
 
   def _restore(self, mngr, step, template) -> Tuple[Any, dict]:
     args = ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(template)), meta=ocp.args.JsonRestore())

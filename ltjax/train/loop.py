@@ -8,10 +8,12 @@ the best one, and writes `results.json`. Restarted with the same workdir, it res
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import math
 import os
+import shutil
 import signal
 import time
 from typing import Any, Dict, Optional
@@ -249,8 +251,8 @@ def _evaluate_and_select(run: Run, state: TrainState, record: dict, *, step: int
   best = score is not None and (record["best_score"] is None or score > record["best_score"])
   if best:
     record.update(best_score=score, best_epoch=done_epochs - 1, best=evals["test"])
-  log.info("epoch %d/%d: test top-1 %.2f (best %.2f at epoch %d)", done_epochs, cfg.train.epochs,
-           evals["test"]["top1"], record["best"]["top1"], record["best_epoch"])
+  log.info("epoch %d/%d: test top-1 %.2f (best %.2f after epoch %d)", done_epochs, cfg.train.epochs,
+           evals["test"]["top1"], record["best"]["top1"], record["best_epoch"] + 1)
   return best
 
 
@@ -265,13 +267,40 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at_
   """
   config_lib.validate(cfg)
   _import_optional(cfg)
+  created = not os.path.exists(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
     raise RunDirError(f"cannot create the run directory --workdir {workdir} ({e.strerror or e}): choose a "
                       "writable directory") from None
   with workdir_lock.hold(workdir, enabled=jax.process_index() == 0):
-    return _train(cfg, workdir, stop_at_step)
+    try:
+      return _train(cfg, workdir, stop_at_step)
+    except OSError as e:
+      if created and jax.process_index() == 0:
+        _discard_if_unused(workdir)
+      if e.errno not in _WRITE_ERRNOS:
+        raise
+      raise RunDirError(f"writing {e.filename or workdir} failed ({e.strerror}); the checkpoints saved so far are "
+                        "intact: free space or fix the directory, then rerun to resume") from None
+    except BaseException:
+      if created and jax.process_index() == 0:
+        _discard_if_unused(workdir)
+      raise
+
+
+# Errors of a write the run directory refused (full disk, quota, read-only file system, permissions).
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _discard_if_unused(workdir: str) -> None:
+  """Remove a run directory this call created when the run failed before storing anything in it (missing data, a
+  stage-1 run that is not there): a failed start leaves no empty workdir behind."""
+  try:
+    if set(os.listdir(workdir)) <= {workdir_lock.LOCK_FILE}:
+      shutil.rmtree(workdir)
+  except OSError:
+    pass
 
 
 def _train(cfg, workdir: str, stop_at_step: Optional[int]) -> dict:
@@ -366,7 +395,8 @@ def summary_lines(results: dict) -> list:
     r = results.get(name)
     if not r:
       continue
-    s = f"{name:>5} (epoch {results['best_epoch']}): " if name == "best" else f"{name:>5}: "
+    # best_epoch is stored 0-based (the index of the epoch); printed as the count of epochs done, like the log lines.
+    s = f"{name:>5} (after epoch {results['best_epoch'] + 1}): " if name == "best" else f"{name:>5}: "
     s += f"top-1 {r['top1']:.2f}"
     if "top5" in r:
       s += f"  top-5 {r['top5']:.2f}"
