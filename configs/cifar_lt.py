@@ -12,6 +12,12 @@ epochs, ×0.1 at epoch 160; index-range groups CIFAR-10 [0,3)/[3,7)/[7,10), CIFA
   arb_mixup   ARB-Loss (batch counts) + mixup α = 1            (cifar*_imb*_arbloss_mixup.yaml)
   ce_mixup    cross-entropy + mixup α = 1                       (MiSLAS stage 1; its schedule decays ×0.01 at 180)
 
+Baselines on the same trainer (ARB's schedule and settings, so that only the loss differs):
+  balanced_softmax  CE on z + log n (Ren et al., NeurIPS 2020); equals arb_ugcc whenever no logit is clipped
+  la_loss           logit-adjusted loss: CE on z + τ·log π, τ = 1 (Menon et al., ICLR 2021, eq. (10))
+  Post-hoc logit adjustment and τ-normalisation need no row: train `ce` (or any row), then
+  `python -m ltjax.tools.posthoc --workdir RUN --adjust la|tau_norm` sweeps τ on the trained model.
+
 LDAM-DRW / imbalanced-semi-self baseline rows (`train.py`: same optimiser, schedule warm-up 5, ×0.01 at 160,
 ×1e-4 at 180):
   ldam_drw    LDAM (cosine head, max margin 0.5, s = 30) + deferred re-weighting from epoch 160
@@ -34,6 +40,10 @@ Published numbers:
   * LDAM-DRW paper (Cao et al., NeurIPS 2019, Table 2, top-1 error, ResNet-32, ratio 100 / 10): ERM (ce_ss)
     29.64 / 13.61 on CIFAR-10, 61.68 / 44.30 on CIFAR-100; LDAM-DRW 22.97 / 11.84 and 57.96 / 41.29. These come
     from the paper, not the repositories' READMEs.
+  * Logit adjustment (Menon et al., ICLR 2021, balanced error %, ResNet-32, ratio 100, their own training recipe, not
+    this trainer's): recalled from the literature, NOT verified against the paper here (no access): ERM 27.16 /
+    61.64 and LA loss 22.33 / 56.11 on CIFAR-10-LT / CIFAR-100-LT; the post-hoc figures are missing. Orientation
+    only until checked.
 Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir (see README: Data).
 """
 
@@ -50,6 +60,8 @@ ROWS = {
     "arb_ugcc": ("arb", {"arb_counts": "global"}, "none", 0.0, "arb_step"),
     "arb_mixup": ("arb", {"arb_counts": "batch"}, "none", 1.0, "arb_step"),
     "ce_mixup": ("ce", {}, "none", 1.0, "mislas_step"),
+    "balanced_softmax": ("balanced_softmax", {}, "none", 0.0, "arb_step"),
+    "la_loss": ("logit_adjust", {"la_tau": 1.0}, "none", 0.0, "arb_step"),
     "ldam_drw": ("ldam", {}, "drw", 0.0, "ss_step"),
     "ldam": ("ldam", {}, "none", 0.0, "ss_step"),
     "focal": ("focal", {"focal_gamma": 1.0}, "none", 0.0, "ss_step"),
