@@ -128,6 +128,9 @@ def default() -> ml_collections.ConfigDict:
   c.optim.fix_negative_warmup = False
   # records_cosine only: the schedule restarts here (SoLar's second stage, RECORDS `train_solar.py`).
   c.optim.restart_epoch = 0
+  # Per-parameter LR multipliers, PyTorch's param groups: 'REGEX=FACTOR' strings; a parameter whose '/'-joined path
+  # matches the first REGEX (re.search) trains at FACTOR × the schedule's LR (MiSLAS stage 2: ('^fc/(kernel|bias)$=0.5',)).
+  c.optim.lr_mults = ()
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 200
@@ -267,7 +270,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   _choice("method", cfg.method, methods.REGISTRY)
   sources.validate(cfg.data)
   _choice("model.name", cfg.model.name, MODELS)
-  _choice("model.head", cfg.model.head, ("auto", "linear", "cosine", "linear_torch"))
+  _choice("model.head", cfg.model.head, ("auto", "linear", "cosine", "linear_torch", "linear_lws"))
   _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))
   losses.validate(cfg.loss)
   optim.validate(cfg.optim)

@@ -419,3 +419,15 @@ def test_parse_arg_is_typed_by_the_defaults():
   with pytest.raises(ValueError, match="is a flag"):
     parse_arg("nu=maybe", nu=False)
   assert cdb_digits.get_config("epochs=7").train.epochs == 7
+
+
+def test_crt_cifar_is_a_frozen_backbone_with_a_fresh_classifier_on_class_aware_batches():
+  from configs import crt_cifar
+  c = crt_cifar.get_config("dataset=cifar100,imb=0.02")
+  assert (c.method, c.decouple.sampler, c.train.trainable, c.init.exclude) == ("decouple", "class_aware", "^fc/",
+                                                                               ("^fc/",))
+  assert c.data.group_bounds == (36, 71) and c.optim.schedule == "decoupling_cosine" and c.train.epochs == 10
+  with pytest.raises(config_lib.ConfigError, match="init.workdir"):
+    config_lib.validate(c)
+  c.init.workdir = "runs/stage1"
+  config_lib.validate(c)

@@ -6,13 +6,15 @@ adding one is a package plus the one line below that names its classes (docs/ARC
 
 from ltjax.methods.base import Method  # noqa: F401
 from ltjax.methods.cdb import CDB
+from ltjax.methods.mislas import MiSLASStage2
 from ltjax.methods.moco import MoCo
 from ltjax.methods.records import Records, SoLar
 from ltjax.methods.sbcl import SBCL, SbclMoco
 from ltjax.methods.semi_self import Decouple, Rotation
 from ltjax.methods.supervised import Supervised
 
-REGISTRY = {m.name: m for m in (Supervised, Rotation, Decouple, MoCo, SBCL, SbclMoco, Records, SoLar, CDB)}
+REGISTRY = {m.name: m for m in (Supervised, Rotation, Decouple, MoCo, SBCL, SbclMoco, Records, SoLar, CDB,
+                                    MiSLASStage2)}
 
 
 def register(method_cls):

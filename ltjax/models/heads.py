@@ -79,4 +79,20 @@ class TorchLinearHead(nn.Module):
     return f.astype(jnp.float32) @ w + b
 
 
-HEADS = {"linear": LinearHead, "cosine": CosineHead, "linear_torch": TorchLinearHead}
+class LinearLWSHead(nn.Module):
+  """Linear classifier with learnable weight scaling (LWS, MiSLAS `methods.py` `LearnableWeightScaling`; Kang et al.,
+  ICLR 2020): z = (f W + b) ⊙ s. W [D, C], b [C] as `LinearHead` (so a stage-1 `fc/kernel`, `fc/bias` load into
+  it), s [C] = `fc/lws`, initialised to 1 (then z equals the linear head's)."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, f):
+    d = f.shape[-1]
+    w = self.param("kernel", kaiming_normal_fan_in, (d, self.num_classes), jnp.float32)
+    b = self.param("bias", pytorch_linear_bias(d), (self.num_classes,), jnp.float32)
+    s = self.param("lws", nn.initializers.ones, (self.num_classes,), jnp.float32)
+    return (f.astype(jnp.float32) @ w + b) * s
+
+
+HEADS = {"linear": LinearHead, "cosine": CosineHead, "linear_torch": TorchLinearHead, "linear_lws": LinearLWSHead}

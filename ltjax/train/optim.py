@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import jax
@@ -308,6 +309,45 @@ def validate(section) -> None:
     raise ConfigError("config.optim needs lr > 0, weight_decay >= 0 and momentum in [0, 1)")
   if section.restart_epoch < 0:
     raise ConfigError("config.optim.restart_epoch must be >= 0 (0 = no restart)")
+  parse_lr_mults(section.get("lr_mults", ()))
+
+
+def parse_lr_mults(specs: Sequence[str]):
+  """('REGEX=FACTOR', …) → [(compiled regex, float factor)]; ConfigError naming the bad entry."""
+  out = []
+  for spec in specs:
+    pattern, sep, factor = str(spec).rpartition("=")
+    try:
+      if not sep or not pattern:
+        raise ValueError
+      f = float(factor)
+      if not math.isfinite(f) or f < 0:
+        raise ValueError
+      out.append((re.compile(pattern), f))
+    except (ValueError, re.error):
+      raise ConfigError(f"config.optim.lr_mults holds {spec!r}: each entry is 'REGEX=FACTOR' with a valid regex and "
+                        "a finite factor >= 0, e.g. '^fc/(kernel|bias)$=0.5'") from None
+  return out
+
+
+def scale_by_path(lr_mults: Sequence[str]) -> optax.GradientTransformation:
+  """Multiply each leaf's update by the factor of the first 'REGEX=FACTOR' of `lr_mults` whose regex matches the
+  leaf's '/'-joined path (1 where none matches). Placed after `scale_by_learning_rate` this is a per-group LR:
+  θ ← θ − (f·lr)·v, PyTorch's param-group `lr`, with the momentum buffer v untouched."""
+  rules = parse_lr_mults(lr_mults)
+
+  def factor(path) -> float:
+    name = "/".join(_key_str(k) for k in path)
+    for rx, f in rules:
+      if rx.search(name):
+        return f
+    return 1.0
+
+  def update_fn(updates, state, params=None):
+    del params
+    return jax.tree_util.tree_map_with_path(lambda p, u: u * factor(p) if factor(p) != 1.0 else u, updates), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
 def lr_table_from_config(cfg, num_epochs: Optional[int] = None, steps_per_epoch: Optional[int] = None) -> np.ndarray:
@@ -373,7 +413,7 @@ MaskOrFn = Union[Any, Callable[[Any], Any]]
 
 def sgd(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, weight_decay: float = 0.0,
         nesterov: bool = False, mask: Optional[MaskOrFn] = None,
-        frozen: Optional[MaskOrFn] = None) -> optax.GradientTransformation:
+        frozen: Optional[MaskOrFn] = None, lr_mults: Sequence[str] = ()) -> optax.GradientTransformation:
   """PyTorch `torch.optim.SGD(lr, momentum, weight_decay, dampening=0, nesterov)` as an optax transformation.
 
   Per step (λ = weight_decay, μ = momentum, lr = learning_rate(count) for a schedule, count = steps taken):
@@ -396,6 +436,7 @@ def sgd(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, weight_dec
       `params -> pytree`; True = frozen. Implemented with `optax.partition` ({'train': SGD, 'frozen':
       set_to_zero()}), which changes the optimizer-state structure; None = nothing frozen (plain chain).
       BN running statistics are not parameters and are not affected by this.
+    lr_mults: 'REGEX=FACTOR' strings, per-parameter LR factors (`scale_by_path`); () = one LR for all.
   """
   parts = []
   if weight_decay:
@@ -405,6 +446,8 @@ def sgd(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, weight_dec
   elif nesterov:
     raise ValueError("nesterov momentum requires momentum > 0 (as in PyTorch)")
   parts.append(optax.scale_by_learning_rate(learning_rate))
+  if lr_mults:
+    parts.append(scale_by_path(lr_mults))
   tx = optax.chain(*parts)
   if frozen is None:
     return tx
@@ -441,5 +484,6 @@ def from_config(cfg, steps_per_epoch: int, mask: Optional[MaskOrFn] = None, froz
   table = lr_table_from_config(cfg, steps_per_epoch=steps_per_epoch)
   schedule = epoch_schedule(table, steps_per_epoch)
   tx = sgd(schedule, momentum=float(cfg.optim.momentum), weight_decay=float(cfg.optim.weight_decay),
-           nesterov=bool(cfg.optim.nesterov), mask=mask, frozen=frozen)
+           nesterov=bool(cfg.optim.nesterov), mask=mask, frozen=frozen,
+           lr_mults=tuple(cfg.optim.get("lr_mults", ())))
   return tx, schedule, table

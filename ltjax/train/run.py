@@ -193,7 +193,7 @@ def setup(cfg: ml_collections.ConfigDict, *, validated: bool = False) -> Run:
   if cfg.train.trainable:
     frozen = lambda params: jax.tree.map(lambda t: not t, step_lib.trainable_mask(params, cfg.train.trainable))  # noqa: E731
   tx = optim.sgd(schedule, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
-                 nesterov=cfg.optim.nesterov, frozen=frozen)
+                 nesterov=cfg.optim.nesterov, frozen=frozen, lr_mults=tuple(cfg.optim.get("lr_mults", ())))
   return Run(cfg, data, stats, method, model, mesh, train_input, schedule, tx, eval_on_device)
 
 
