@@ -59,14 +59,15 @@ def group_accuracies(per_class_acc: np.ndarray, groups: Dict[str, np.ndarray]) -
   """{name: unweighted mean of per_class_acc over the group's classes that occur in the test labels}.
 
   Classes absent from the test labels carry NaN in `per_class_acc` and are skipped; a group with no such class
-  reports 0.0 (as SS `shot_acc` does). Same scale as the input.
+  reports None (SS `shot_acc` reports 0.0, which reads as 0% accuracy: here nothing was measured, and tables print
+  '–'). Same scale as the input.
   """
   acc = np.asarray(per_class_acc, np.float64)
   out = {}
   for name, mask in groups.items():
     vals = acc[np.asarray(mask, bool)]
     vals = vals[~np.isnan(vals)]
-    out[name] = float(vals.mean()) if vals.size else 0.0
+    out[name] = float(vals.mean()) if vals.size else None
   return out
 
 
@@ -131,7 +132,7 @@ def evaluate(logits: np.ndarray, labels: np.ndarray, stats: ClassStats, num_bins
     labels), many_thr / medium_thr / few_thr (threshold definition on the training counts: >100 / 20..100 / <20),
     many_idx / medium_idx / few_idx (index-range definition, only when `stats.ranges` is set), ece, mce, macro_f1.
   Group accuracies are unweighted means of per-class accuracy over the group's classes present in the test labels
-  (empty group → 0.0). Predictions are argmax (first index on ties).
+  (empty group → None: nothing measured). Predictions are argmax (first index on ties).
   """
   logits, labels = _check(logits, labels)
   n, c = logits.shape
@@ -148,11 +149,11 @@ def evaluate(logits: np.ndarray, labels: np.ndarray, stats: ClassStats, num_bins
   pca = per_class_accuracy(preds, labels, c)
   out["per_class"] = [None if math.isnan(a) else _pct(a) for a in pca]
   for name, v in group_accuracies(pca, stats.threshold_groups()).items():
-    out[f"{name}_thr"] = _pct(v)
+    out[f"{name}_thr"] = None if v is None else _pct(v)
   rg: Optional[dict] = stats.range_groups()
   if rg is not None:
     for name, v in group_accuracies(pca, rg).items():
-      out[f"{name}_idx"] = _pct(v)
+      out[f"{name}_idx"] = None if v is None else _pct(v)
   cal = calibration(logits, labels, num_bins=num_bins)
   out["ece"] = _pct(cal["ece"])
   out["mce"] = _pct(cal["mce"])

@@ -74,12 +74,12 @@ def test_per_class_hand_case():
   np.testing.assert_array_equal(metrics.confusion_matrix(preds, labels, 3), [[1, 0, 1], [1, 1, 0], [0, 0, 2]])
 
 
-def test_group_accuracies_nan_aware_and_empty_group_is_zero():
+def test_group_accuracies_nan_aware_and_empty_group_is_none():
   acc = np.array([1.0, 0.5, np.nan, 0.0, 0.25])
   groups = {"a": np.array([1, 1, 1, 0, 0], bool), "b": np.array([0, 0, 0, 1, 1], bool),
             "empty": np.zeros(5, bool), "only_absent": np.array([0, 0, 1, 0, 0], bool)}
   out = metrics.group_accuracies(acc, groups)
-  assert out == {"a": 0.75, "b": 0.125, "empty": 0.0, "only_absent": 0.0}
+  assert out == {"a": 0.75, "b": 0.125, "empty": None, "only_absent": None}
 
 
 def test_cifar100_group_sizes_match_spec():
@@ -117,7 +117,7 @@ def test_evaluate_cifar100_against_loop_reference():
 
   def mean_over(classes):
     vals = [per_class[c] for c in classes if per_class[c] is not None]
-    return sum(vals) / len(vals) if vals else 0.0
+    return sum(vals) / len(vals) if vals else None
 
   assert out["many_thr"] == pytest.approx(mean_over([c for c in range(100) if counts[c] > 100]), abs=1e-10)
   assert out["medium_thr"] == pytest.approx(mean_over([c for c in range(100) if 20 <= counts[c] <= 100]), abs=1e-10)
@@ -132,7 +132,7 @@ def test_evaluate_cifar100_against_loop_reference():
 
 
 def test_evaluate_small_classes_no_ranges_and_empty_group():
-  # 3 classes, all counts in 20..100 → many and few are empty → 0.0; no ranges → no *_idx keys; no top5.
+  # 3 classes, all counts in 20..100 → many and few are empty → None; no ranges → no *_idx keys; no top5.
   stats = ClassStats.from_labels(_labels_from_counts([50, 30, 20]), 3)
   logits = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
   labels = np.array([0, 1, 1, 2])
@@ -140,7 +140,7 @@ def test_evaluate_small_classes_no_ranges_and_empty_group():
   assert "top5" not in out and "many_idx" not in out
   assert out["top1"] == 75.0
   assert out["per_class"] == [100.0, 50.0, 100.0]
-  assert out["many_thr"] == 0.0 and out["few_thr"] == 0.0
+  assert out["many_thr"] is None and out["few_thr"] is None
   assert out["medium_thr"] == pytest.approx(250.0 / 3)
   with pytest.raises(ValueError):
     metrics.evaluate(np.zeros((4, 5)), labels, stats)
@@ -233,3 +233,15 @@ def test_macro_f1_hand_and_sklearn():
   labels = rng.integers(0, 12, 400)
   preds = np.where(rng.random(400) < 0.5, labels, rng.integers(0, 14, 400))  # some preds outside the labels
   assert metrics.macro_f1(preds, labels, 14) == pytest.approx(sk.f1_score(labels, preds, average="macro"), abs=1e-12)
+
+
+def test_an_empty_group_prints_a_dash_and_stores_null():
+  from ltjax.train import loop
+  r = {"top1": 90.0, "many_thr": 95.0, "medium_thr": None, "few_thr": 80.0, "ece": 1.0}
+  line = loop.summary_lines({"best": r, "final": r, "best_epoch": 0})[0]
+  assert "medium –" in line and "medium 0.00" not in line
+  labels = np.array([0, 1, 2, 3])  # every class has 1 training image: the many and medium groups are empty
+  from ltjax.data.stats import ClassStats
+  out = metrics.evaluate(np.eye(4, dtype=np.float32), labels, ClassStats(counts=np.ones(4, np.int64)))
+  assert out["many_thr"] is None and out["medium_thr"] is None and out["few_thr"] == 100.0
+  assert json.loads(json.dumps(out, allow_nan=False))["many_thr"] is None

@@ -122,7 +122,7 @@ def markdown_table(rows: Sequence[dict]) -> str:
   cols = [(k, h) for k, h in COLUMNS if any(k in r for r in rows)]
   lines = ["| run | " + " | ".join(h for _, h in cols) + " |", "|---" * (len(cols) + 1) + "|"]
   for r in rows:
-    lines.append(f"| {r['run']} | " + " | ".join(f"{r[k]:.2f}" if k in r else "–" for k, _ in cols) + " |")
+    lines.append(f"| {r['run']} | " + " | ".join(f"{r[k]:.2f}" if r.get(k) is not None else "–" for k, _ in cols) + " |")
   return "\n".join(lines)
 
 

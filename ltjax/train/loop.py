@@ -388,6 +388,11 @@ def _progress(cfg, total, initial, epoch, epochs):
   return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
 
 
+def _pct(v) -> str:
+  """A percentage with two decimals, or '–' for a group with no class (nothing measured, not 0%)."""
+  return "–" if v is None else f"{v:.2f}"
+
+
 def summary_lines(results: dict) -> list:
   """Human-readable lines for the end of a run: overall and many/medium/few accuracy."""
   lines = []
@@ -400,9 +405,9 @@ def summary_lines(results: dict) -> list:
     s += f"top-1 {r['top1']:.2f}"
     if "top5" in r:
       s += f"  top-5 {r['top5']:.2f}"
-    s += f"  many {r['many_thr']:.2f}  medium {r['medium_thr']:.2f}  few {r['few_thr']:.2f} (threshold groups)"
+    s += f"  many {_pct(r['many_thr'])}  medium {_pct(r['medium_thr'])}  few {_pct(r['few_thr'])} (threshold groups)"
     if "many_idx" in r:
-      s += f"  | index groups {r['many_idx']:.2f}/{r['medium_idx']:.2f}/{r['few_idx']:.2f}"
+      s += f"  | index groups {_pct(r['many_idx'])}/{_pct(r['medium_idx'])}/{_pct(r['few_idx'])}"
     s += f"  ECE {r['ece']:.2f}"
     lines.append(s)
   return lines
