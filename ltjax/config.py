@@ -46,10 +46,11 @@ def default() -> ml_collections.ConfigDict:
   c.method = "supervised"  # a key of ltjax.methods.REGISTRY.
 
   c.data = ml_collections.ConfigDict()
-  # digits | cifar10 | cifar100 | svhn | npz | imagenet_lt | inat2018 | places_lt (+ _tfds variants)
+  # digits | cifar10 | cifar100 | svhn | npz | image_folder | imagenet_lt | inat2018 | places_lt (+ _tfds variants)
   c.data.name = "digits"
   c.data.data_dir = ""  # TFDS data dir; "" = TFDS default (~/tensorflow_datasets or $TFDS_DATA_DIR).
   c.data.path = ""  # data.name = 'npz': a .npz of x_train, y_train, x_test, y_test (uint8 NHWC or NHW images)
+  c.data.resize = 0  # data.name = 'image_folder': >0 resizes every image to resize×resize; 0 keeps the size
   c.data.imb_type = "exp"  # exp | step | none
   c.data.imb_factor = 0.01  # ρ ∈ (0, 1]; the paper's imbalance ratio is 1/ρ.
   c.data.rand_number = 0  # seed of the legacy-RandomState subset selection (LDAM-DRW `imbalance_cifar.py`).
@@ -309,7 +310,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if t.steps_per_call < 0:
     raise ConfigError(f"config.train.steps_per_call = {t.steps_per_call} must be >= 0 (0 = auto)")
   _choice("train.select_on", t.select_on, SELECT_ON)
-  if t.select_on == "val" and cfg.data.val_per_class == 0 and not cfg.data.val_list:
+  if (t.select_on == "val" and cfg.data.val_per_class == 0 and not cfg.data.val_list
+      and cfg.data.name != "image_folder"):  # an image tree may bring val/ (checked when the tree is read)
     raise ConfigError("config.train.select_on = 'val' needs a validation split: set config.data.val_per_class > 0 "
                       "(CIFAR/SVHN/digits) or config.data.val_list = True (ImageNet-LT)")
   distributed.validate(cfg.distributed)

@@ -137,3 +137,16 @@ def gradient_components(features, logits, labels, counts: Optional[jax.Array] = 
 
   cols = jax.lax.map(one_chunk, jnp.asarray(blocks))  # [chunks, chunk, C]
   return cols.reshape(-1, num_classes)[:num_classes].T
+
+
+def attraction_repulsion_ratio(g) -> np.ndarray:
+  """Per classifier row c of G [C, C] (`gradient_components`): r_c = G[c, c] / Σ_{j≠c} G[c, j], the attraction that
+  pulls w_c towards its own class's features over the repulsion that every other class's samples exert on it
+  (the ARB-Loss paper's per-class balance; tail rows have r_c ≪ 1 under CE). Row-wise on purpose: summed down a
+  column instead, a sample's coefficients q_i· sum to zero and the ratio is ≈ C − 1 for every class. [C] float64;
+  inf where a row has no repulsion."""
+  g = np.asarray(g, np.float64)
+  att = np.diag(g)
+  rep = g.sum(1) - att
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return np.where(rep > 0, att / np.where(rep > 0, rep, 1.0), np.inf)

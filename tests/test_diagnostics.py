@@ -90,3 +90,17 @@ def test_gradient_coefficients_are_the_logit_gradient_of_the_loss():
   counts = np.bincount(y, minlength=5).astype(np.float32)
   g = jax.grad(lambda zz: losses.arb_loss(zz, jnp.asarray(y), counts, reduction="sum"))(jnp.asarray(z, jnp.float32))
   np.testing.assert_allclose(np.asarray(diagnostics.gradient_coefficients(z, y, counts)), np.asarray(g), atol=1e-5)
+
+
+def test_attraction_repulsion_ratio_is_row_wise():
+  """Hand-made G: row c's own entry over the rest of row c (not of column c)."""
+  from ltjax.diagnostics import attraction_repulsion_ratio
+  g = np.array([[4.0, 1.0, 1.0],
+                [3.0, 2.0, 5.0],
+                [0.0, 0.0, 0.5]])
+  np.testing.assert_allclose(attraction_repulsion_ratio(g)[:2], [4.0 / 2.0, 2.0 / 8.0])
+  assert attraction_repulsion_ratio(g)[2] == np.inf
+  # Any G: against a loop over the row.
+  G = np.random.default_rng(0).uniform(0.1, 2.0, size=(5, 5))
+  want = [G[c, c] / sum(G[c, j] for j in range(5) if j != c) for c in range(5)]
+  np.testing.assert_allclose(attraction_repulsion_ratio(G), want, rtol=1e-12)

@@ -80,3 +80,4 @@ class Raw:
   flip: bool = True
   # imb_type 'none' keeps every training image (the data's own imbalance) instead of N per class.
   natural: bool = False
+  val: Optional[Split] = None  # a validation split the source provides itself (an image tree's val/)

@@ -132,6 +132,29 @@ def load_npz_arrays(path: str) -> Dict[str, np.ndarray]:
   return arrays
 
 
+def _raw_from_arrays(a: Dict[str, np.ndarray]) -> Raw:
+  """Raw of checked in-memory arrays (x_/y_ train, test and optional val): classes 0..C−1 in label order, N = the
+  smallest class's training count, crop and flip by image size (see `_npz`)."""
+  x, y = a["x_train"], a["y_train"]
+  num_classes = int(y.max()) + 1
+  counts = np.bincount(y, minlength=num_classes)
+  side = min(x.shape[1], x.shape[2])
+  train = Split(x, y, np.arange(len(y), dtype=np.int64))
+  test = Split(a["x_test"], a["y_test"], np.arange(len(a["y_test"]), dtype=np.int64))
+  val = None
+  if "x_val" in a:
+    val = Split(a["x_val"], a["y_val"], np.arange(len(a["y_val"]), dtype=np.int64))
+  return Raw(train, test, num_classes, int(counts.min()), tuple(range(num_classes)), None, None,
+             crop_padding=side // 8 if side >= 16 else 0, flip=side >= 16, natural=True, val=val)
+
+
+def _image_folder(data_cfg) -> Raw:
+  """A user's image-folder tree under `data_cfg.root` (`ltjax.data.image_folder`), in memory; then as `_npz`."""
+  from ltjax.data import image_folder
+  a = image_folder.load_tree(data_cfg.root, int(_get(data_cfg, "resize", 0)))
+  return _raw_from_arrays(a)
+
+
 def _npz(data_cfg) -> Raw:
   """User arrays from `data_cfg.path` (`load_npz_arrays`), in memory, classes 0..C−1 in label order.
 
@@ -141,15 +164,7 @@ def _npz(data_cfg) -> Raw:
   data.mean / data.std are set. Augmentation by image size: random crop with zero padding ⌊H/8⌋ and horizontal
   flip for images of side ≥ 16 (32×32: padding 4, the CIFAR recipe); neither for smaller ones (as the 8×8 digits).
   """
-  a = load_npz_arrays(data_cfg.path)
-  x, y = a["x_train"], a["y_train"]
-  num_classes = int(y.max()) + 1
-  counts = np.bincount(y, minlength=num_classes)
-  side = min(x.shape[1], x.shape[2])
-  train = Split(x, y, np.arange(len(y), dtype=np.int64))
-  test = Split(a["x_test"], a["y_test"], np.arange(len(a["y_test"]), dtype=np.int64))
-  return Raw(train, test, num_classes, int(counts.min()), tuple(range(num_classes)), None, None,
-             crop_padding=side // 8 if side >= 16 else 0, flip=side >= 16, natural=True)
+  return _raw_from_arrays(load_npz_arrays(data_cfg.path))
 
 
 def pixel_statistics(images: np.ndarray) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
@@ -200,6 +215,7 @@ REGISTRY: Dict[str, Callable[..., Any]] = {
     "cifar100": _cifar("cifar100", 100),
     "svhn": _svhn,
     "npz": _npz,  # arrays a user brings: config.data.path
+    "image_folder": _image_folder,  # a user's image tree: config.data.root/{train,test[,val]}/<class>/*
     # Large-scale (the official split files), file-backed: split files under config.data.root, or TFDS (encoded images).
     "imagenet_lt": _large("imagenet_lt"),
     "inat2018": _large("inat2018"),
@@ -221,6 +237,11 @@ def validate(d) -> None:
   settings, normalisation statistics, and the large-scale datasets' fields. Raises ConfigError naming the field."""
   _choice("data.name", d.name, REGISTRY)
   _choice("data.imb_type", d.imb_type, ("exp", "step", "none"))
+  if d.name == "image_folder" and not d.root:
+    raise ConfigError("config.data.name = 'image_folder' reads DIR/train/<class>/* and DIR/test/<class>/*: pass "
+                      "--config.data.root=DIR")
+  if d.get("resize", 0) < 0:
+    raise ConfigError(f"config.data.resize = {d.resize} must be >= 0 (0 = keep the images' own size)")
   if d.name == "npz" and not d.path:
     raise ConfigError("config.data.name = 'npz' reads your arrays from config.data.path: pass "
                       "--config.data.path=FILE.npz (x_train, y_train, x_test, y_test)")
@@ -311,7 +332,9 @@ def load(data_cfg) -> Dataset:
   # One legacy stream: the labeled subset, then D_U (imbalanced-semi-self `train_semi.py`).
   rng = np.random.RandomState(rand_number)
   selected = imbalance.select_long_tailed(raw.train.labels, counts, class_order=raw.class_order, rng=rng)
-  val = None
+  val = raw.val
+  if val is not None and val_per_class > 0:
+    raise ConfigError(f"{name}: the data has its own validation split (val/), so config.data.val_per_class must be 0")
   if val_per_class > 0:
     rest = imbalance.remaining_indices(len(raw.train), selected)
     try:

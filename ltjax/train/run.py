@@ -154,6 +154,9 @@ def setup(cfg: ml_collections.ConfigDict, *, validated: bool = False) -> Run:
   if not validated:
     config_lib.validate(cfg)
   data = sources.load(cfg.data)
+  if cfg.train.select_on == "val" and data.val is None:
+    raise ConfigError(f"config.train.select_on = 'val' but the data '{cfg.data.name}' has no validation split: add "
+                      "DIR/val/<class>/* to the image tree, or use config.train.select_on = 'test'")
   bounds = tuple(cfg.data.group_bounds)
   ranges = ((0, bounds[0]), (bounds[0], bounds[1]), (bounds[1], data.num_classes)) if bounds else None
   if bounds and bounds[1] >= data.num_classes:
