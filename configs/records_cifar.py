@@ -13,7 +13,10 @@ Rows:
   solar               SoLar (w/ Mixup) (train_solar.py): est_epochs 100 / 20, ρ 0.2→0.6 / 0.2→0.5,
                       γ (0.1, 0.01) / (0.05, 0.01) for CIFAR-10 / CIFAR-100; 800 final epochs after the
                       pre-estimation stage, so train.epochs = 900 / 820.
-"CORR + Oracle-LA" is not implemented upstream (the RECORDS README's results) and has no row.
+"CORR + Oracle-LA" (README: 36.27 / 17.61 / 12.77 and 29.97 / 15.80 / 11.75 on CIFAR-10-LT ρ=50 / 100, q = 0.3 / 0.5 /
+0.7; 22.56 / 5.59 / 3.12 and 11.37 / 3.32 / 1.98 on CIFAR-100-LT) is not implemented upstream and needs no training
+row: it is post-hoc logit adjustment of a `corr` run with the true training prior and τ = 1,
+  python -m ltjax.tools.posthoc --workdir runs/c10_corr --adjust la --taus 1
 
 Shared settings (README commands): ResNet-18 (CIFAR, `resnet18_cifar`), SGD lr 0.01, momentum 0.9, weight decay
 1e-3, cosine to lr·1e-3 (`records_cosine`), 800 epochs, batch 256 (drop_last), seed 123, upd_start 1; weak/strong
@@ -142,7 +145,17 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   return c
 
 
-def published(arg: str = "") -> float:
+def published(args: dict):
+  """The table runner's cell (`python -m ltjax.tools.table`): {'top1', 'source'} from the README, or None where it
+  reports nothing (CIFAR-100-LT-NU)."""
+  arg = ",".join(f"{k}={v}" for k, v in args.items())
+  try:
+    return {"top1": published_top1(arg), "source": "RECORDS README"}
+  except KeyError:
+    return None
+
+
+def published_top1(arg: str = "") -> float:
   """The README's top-1 for a config argument string (KeyError for cells the README does not report)."""
   a = parse_arg(arg, dataset="cifar10", imb="0.01", q="0.3", row="corr_records", nu="0")
   if a["nu"] in ("1", "true", "True"):

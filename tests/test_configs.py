@@ -72,15 +72,15 @@ def test_every_records_table_cell_validates(dataset, imb, q, row):
     assert c.method == "records" and c.train.epochs == 800 and s.upd_start == 1 and s.momentum == 0.9
     assert (s.debias, s.mixup) == {"corr": (False, False), "corr_records": (True, False),
                                    "corr_records_mixup": (True, True)}[row] and s.alpha == 1.0
-  assert records_cifar.published(arg) > 30.0
-  assert str(records_cifar.published(arg)) in records_cifar.__doc__
+  assert records_cifar.published_top1(arg) > 30.0
+  assert str(records_cifar.published_top1(arg)) in records_cifar.__doc__
 
 
 def test_records_published_numbers_and_nu_rows():
-  assert records_cifar.published("dataset=cifar10,imb=0.01,q=0.3,row=corr") == 66.38
-  assert records_cifar.published("dataset=cifar10,imb=0.02,q=0.7,row=corr_records_mixup") == 71.24
-  assert records_cifar.published("dataset=cifar100,imb=0.01,q=0.07,row=solar") == 39.15
-  assert records_cifar.published("dataset=cifar100,imb=0.02,q=0.05,row=corr_records") == 45.56
+  assert records_cifar.published_top1("dataset=cifar10,imb=0.01,q=0.3,row=corr") == 66.38
+  assert records_cifar.published_top1("dataset=cifar10,imb=0.02,q=0.7,row=corr_records_mixup") == 71.24
+  assert records_cifar.published_top1("dataset=cifar100,imb=0.01,q=0.07,row=solar") == 39.15
+  assert records_cifar.published_top1("dataset=cifar100,imb=0.02,q=0.05,row=corr_records") == 45.56
   for row in records_cifar.ROWS:
     for imb in ("0.02", "0.01"):
       for q in records_cifar.QS["cifar100"]:
@@ -88,7 +88,7 @@ def test_records_published_numbers_and_nu_rows():
         config_lib.validate(c)
         assert c[c.method].hierarchical and c.data.count_shuffle_seed == 123 and c.data.group_bounds == ()
         with pytest.raises(KeyError):
-          records_cifar.published(f"dataset=cifar100,imb={imb},q={q},row={row},nu=1")
+          records_cifar.published_top1(f"dataset=cifar100,imb={imb},q={q},row={row},nu=1")
   for row in records_cifar.ROWS:
     config_lib.validate(records_digits.get_config(f"row={row}"))
   with pytest.raises(ValueError, match="unknown row"):

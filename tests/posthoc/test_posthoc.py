@@ -102,3 +102,27 @@ def test_tool_on_a_digits_run(tmp_path, capsys):
   want = metrics.evaluate(o["features"] @ k, o["labels"], r.stats)["top1"]
   assert out["report"]["top1"] == pytest.approx(want)
   assert tool.main(["--workdir", str(tmp_path / "nothing"), "--adjust", "la"]) == 2
+
+
+@pytest.mark.slow
+def test_corr_plus_oracle_la_on_a_partial_label_digits_run(tmp_path):
+  """RECORDS' "CORR + Oracle-LA": post-hoc LA with τ = 1 and the prior of the TRUE training labels (the run's class
+  counts; the method itself only saw candidate sets) on a CORR run."""
+  from configs import records_digits
+  from ltjax import metrics
+  from ltjax.tools import posthoc as tool
+  from ltjax.tools.open_run import open_run
+  from ltjax.train import loop
+  from tests.cfgutil import override
+  cfg = override(records_digits.get_config("row=corr"), **{"train.epochs": 2, "train.eval_every": 1,
+                                                           "train.progress_bar": False})
+  w = tmp_path / "corr"
+  loop.train_and_evaluate(cfg, str(w))
+  assert tool.main(["--workdir", str(w), "--adjust", "la", "--taus", "1"]) == 0
+  out = json.loads((w / "posthoc_la.json").read_text())
+  r = open_run(str(w))
+  true_counts = np.bincount(r.run.data.train.labels, minlength=10)
+  np.testing.assert_array_equal(r.stats.counts, true_counts)
+  o = r.outputs("test")
+  ref = metrics.evaluate(o["logits"] - np.log(true_counts / true_counts.sum())[None, :], o["labels"], r.stats)
+  assert out["best_tau"] == 1.0 and out["report"]["top1"] == pytest.approx(ref["top1"])

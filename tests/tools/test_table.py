@@ -73,3 +73,10 @@ def test_two_digits_rows_two_seeds_end_to_end(tmp_path, capsys):
   capsys.readouterr()
   assert table.main(argv) == 0  # a second call runs nothing
   assert capsys.readouterr().out.count("done already") == 4
+
+
+def test_records_published_cells_follow_the_runner_convention():
+  from configs import records_cifar
+  assert records_cifar.published({"dataset": "cifar10", "imb": "0.01", "q": "0.3", "row": "corr"}) == {
+      "top1": 66.38, "source": "RECORDS README"}
+  assert records_cifar.published({"dataset": "cifar100", "imb": "0.01", "q": "0.03", "row": "corr", "nu": "1"}) is None
