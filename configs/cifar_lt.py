@@ -32,24 +32,21 @@ Commands (one per table cell), e.g.:
   python main.py --config configs/cifar_lt.py:dataset=cifar100,imb=0.01,row=arb --workdir runs/c100_001_arb
   python main.py --config configs/cifar_lt.py:dataset=cifar10,imb=0.01,row=ldam_drw --workdir runs/c10_001_ldam
 
-Published numbers:
-  * ARB-Loss rows: the ARB README has no table and the paper's numbers are not reproduced here; copy them
-    from the Neurocomputing article / arXiv 2204.08735 before using them as targets. Orientation from the same
-    trainer (MiSLAS README, stage 1 CE+mixup, top-1 / ECE): CIFAR-10-LT 87.6 / 78.1 / 72.8 and CIFAR-100-LT
-    59.1 / 45.4 / 39.5 at ratio 10 / 50 / 100.
-  * LDAM-DRW paper (Cao et al., NeurIPS 2019, Table 2, top-1 error, ResNet-32, ratio 100 / 10): ERM (ce_ss)
-    29.64 / 13.61 on CIFAR-10, 61.68 / 44.30 on CIFAR-100; LDAM-DRW 22.97 / 11.84 and 57.96 / 41.29. These come
-    from the paper, not the repositories' READMEs.
-  * Logit adjustment (Menon et al., ICLR 2021, balanced error %, ResNet-32, ratio 100, their own training recipe, not
-    this trainer's): recalled from the literature, NOT verified against the paper here (no access): ERM 27.16 /
-    61.64 and LA loss 22.33 / 56.11 on CIFAR-10-LT / CIFAR-100-LT; the post-hoc figures are missing. Orientation
-    only until checked.
+Published numbers (listed below, generated from PUBLISHED):
+  * ARB-Loss rows (`arb`, `arb_mixup`): the ARB README has no table and the paper (Xie et al., Neurocomputing 2023,
+    arXiv 2204.08735) could not be opened here, so they are marked missing, not guessed: copy them from its CIFAR
+    table before using them as targets. The nearest published figure on this trainer is MiSLAS's stage 1 (row
+    `ce_mixup`).
+  * ERM and LDAM-DRW come from the LDAM-DRW paper (Cao et al., NeurIPS 2019, Table 2, top-1 error turned into top-1),
+    not from the repositories' READMEs.
+  * Logit adjustment (Menon et al., ICLR 2021) is balanced error on their own recipe, recalled and NOT verified
+    against the paper here; orientation only until checked.
 Needs TFDS cifar10/cifar100 prepared in --config.data.data_dir (see README: Data).
 """
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import Published, parse_arg, published_doc
 
 from ltjax.config import default
 
@@ -72,37 +69,41 @@ ROWS = {
 }
 GROUP_BOUNDS = {"cifar10": (3, 7), "cifar100": (36, 71)}
 
-# Published top-1 (%) per (dataset, imb, row), with its source; read by `published` (the table runner) and quoted in
-# the docstring above. Rows with no published figure on this trainer are absent (the ARB rows: see the docstring).
+# Published top-1 (%) per (dataset, imb, row), with its source: read by `published` (the table runner) and appended
+# to the docstring. Rows no paper reports are absent; the ARB rows' numbers exist but are missing here (top1 None).
 PUBLISHED = {
     # MiSLAS README, stage 1 (CE + mixup), top-1 %.
-    ("cifar10", 0.1, "ce_mixup"): (87.6, "MiSLAS README, stage 1"),
-    ("cifar10", 0.02, "ce_mixup"): (78.1, "MiSLAS README, stage 1"),
-    ("cifar10", 0.01, "ce_mixup"): (72.8, "MiSLAS README, stage 1"),
-    ("cifar100", 0.1, "ce_mixup"): (59.1, "MiSLAS README, stage 1"),
-    ("cifar100", 0.02, "ce_mixup"): (45.4, "MiSLAS README, stage 1"),
-    ("cifar100", 0.01, "ce_mixup"): (39.5, "MiSLAS README, stage 1"),
+    ("cifar10", 0.1, "ce_mixup"): Published(87.6, "MiSLAS README, stage 1"),
+    ("cifar10", 0.02, "ce_mixup"): Published(78.1, "MiSLAS README, stage 1"),
+    ("cifar10", 0.01, "ce_mixup"): Published(72.8, "MiSLAS README, stage 1"),
+    ("cifar100", 0.1, "ce_mixup"): Published(59.1, "MiSLAS README, stage 1"),
+    ("cifar100", 0.02, "ce_mixup"): Published(45.4, "MiSLAS README, stage 1"),
+    ("cifar100", 0.01, "ce_mixup"): Published(39.5, "MiSLAS README, stage 1"),
     # LDAM-DRW paper (Cao et al., NeurIPS 2019), Table 2, 100 − top-1 error.
-    ("cifar10", 0.01, "ce_ss"): (100 - 29.64, "Cao et al. 2019, Table 2 (ERM)"),
-    ("cifar10", 0.1, "ce_ss"): (100 - 13.61, "Cao et al. 2019, Table 2 (ERM)"),
-    ("cifar100", 0.01, "ce_ss"): (100 - 61.68, "Cao et al. 2019, Table 2 (ERM)"),
-    ("cifar100", 0.1, "ce_ss"): (100 - 44.30, "Cao et al. 2019, Table 2 (ERM)"),
-    ("cifar10", 0.01, "ldam_drw"): (100 - 22.97, "Cao et al. 2019, Table 2"),
-    ("cifar10", 0.1, "ldam_drw"): (100 - 11.84, "Cao et al. 2019, Table 2"),
-    ("cifar100", 0.01, "ldam_drw"): (100 - 57.96, "Cao et al. 2019, Table 2"),
-    ("cifar100", 0.1, "ldam_drw"): (100 - 41.29, "Cao et al. 2019, Table 2"),
+    ("cifar10", 0.01, "ce_ss"): Published(100 - 29.64, "Cao et al. 2019, Table 2 (ERM)"),
+    ("cifar10", 0.1, "ce_ss"): Published(100 - 13.61, "Cao et al. 2019, Table 2 (ERM)"),
+    ("cifar100", 0.01, "ce_ss"): Published(100 - 61.68, "Cao et al. 2019, Table 2 (ERM)"),
+    ("cifar100", 0.1, "ce_ss"): Published(100 - 44.30, "Cao et al. 2019, Table 2 (ERM)"),
+    ("cifar10", 0.01, "ldam_drw"): Published(100 - 22.97, "Cao et al. 2019, Table 2"),
+    ("cifar10", 0.1, "ldam_drw"): Published(100 - 11.84, "Cao et al. 2019, Table 2"),
+    ("cifar100", 0.01, "ldam_drw"): Published(100 - 57.96, "Cao et al. 2019, Table 2"),
+    ("cifar100", 0.1, "ldam_drw"): Published(100 - 41.29, "Cao et al. 2019, Table 2"),
     # Menon et al. (ICLR 2021), balanced error on their own recipe: recalled, not verified against the paper here.
-    ("cifar10", 0.01, "la_loss"): (100 - 22.33, "Menon et al. 2021 (recalled, unverified; other recipe)"),
-    ("cifar100", 0.01, "la_loss"): (100 - 56.11, "Menon et al. 2021 (recalled, unverified; other recipe)"),
+    ("cifar10", 0.01, "la_loss"): Published(100 - 22.33, "Menon et al. 2021 (recalled, unverified; other recipe)"),
+    ("cifar100", 0.01, "la_loss"): Published(100 - 56.11, "Menon et al. 2021 (recalled, unverified; other recipe)"),
 }
+ARB_MISSING = "ARB paper (arXiv 2204.08735), CIFAR table: missing, the paper could not be opened here"
+PUBLISHED.update({(ds, imb, row): Published(None, ARB_MISSING) for ds in ("cifar10", "cifar100")
+                  for imb in (0.1, 0.02, 0.01) for row in ("arb", "arb_mixup")})
+__doc__ += "\n" + published_doc(PUBLISHED, ("dataset", "imb", "row"))
 
 
 def published(args: dict):
-  """{'top1', 'source'} for a table cell (`args`: this config's arguments, with 'row'), or None when no paper gives
-  one for it."""
+  """{'top1', 'source'} for a table cell (`args`: this config's arguments, with 'row'); top1 None when the paper's
+  number is missing here; None when no paper gives one for it."""
   a = {"dataset": "cifar100", "imb": "0.01", "row": "arb", **args}
   hit = PUBLISHED.get((a["dataset"], float(a["imb"]), a["row"]))
-  return None if hit is None else {"top1": hit[0], "source": hit[1]}
+  return None if hit is None else hit.cell()
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:

@@ -6,18 +6,11 @@ Ten epochs on the frozen stage-1 backbone: class-aware batches (4 per class), la
 weight scaling, the stage-1 classifier fine-tuned at lr_factor × the LR, cosine LR from 0.1, SGD momentum 0.9, weight
 decay 2e-4, batch 128; "shift BN" re-estimates the backbone's BN statistics on those batches (ltjax/methods/mislas).
 
-| dataset, ρ | smooth_head | smooth_tail | shift_bn | lr_factor | MiSLAS README top-1 / ECE |
-|---|---|---|---|---|---|
-| CIFAR-10-LT 0.1 | 0.1 | 0.0 | no | 0.2 | 90.0% / 1.20% |
-| CIFAR-10-LT 0.02 | 0.2 | 0.0 | no | 0.2 | 85.7% / 2.01% |
-| CIFAR-10-LT 0.01 | 0.3 | 0.0 | no | 0.5 | 82.5% / 3.66% |
-| CIFAR-100-LT 0.1 | 0.2 | 0.0 | yes | 0.1 | 63.2% / 1.73% |
-| CIFAR-100-LT 0.02 | 0.3 | 0.0 | yes | 0.1 | 52.3% / 2.47% |
-| CIFAR-100-LT 0.01 | 0.4 | 0.1 | yes | 0.2 | 47.0% / 4.83% |
-| digits-LT 0.1 (ltjax's own, no published number) | 0.1 | 0.0 | no | 0.2 | measured in docs/BENCHMARKS.md |
+The settings per dataset and ρ, with MiSLAS's published results, are in the table at the end of this docstring
+(generated from SETTINGS and PUBLISHED, which the table runner reads through `published()`).
 
 The published numbers are MiSLAS's, on top of its stage 1 (CE + mixup: `configs/cifar_lt.py:row=ce_mixup`, whose
-README figures are 87.6 / 78.1 / 72.8 and 59.1 / 45.4 / 39.5). The ARB repository's commented-out stage 2 has the
+published figures are listed in that config). The ARB repository's commented-out stage 2 has the
 same shape, so this is also the ARB rows' optional stage 2: pass an `arb` run as the stage 1.
 
 Commands:
@@ -32,7 +25,7 @@ Commands:
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import Published, parse_arg
 
 from ltjax.config import default
 
@@ -46,12 +39,36 @@ SETTINGS = {
     ("cifar100", 0.01): (0.4, 0.1, True, 0.2),
     ("digits", 0.1): (0.1, 0.0, False, 0.2),
 }
-# MiSLAS README, stage 2: (top-1 %, ECE %).
+_README = "MiSLAS README, stage 2 (MiSLAS)"
 PUBLISHED = {
-    ("cifar10", 0.1): (90.0, 1.20), ("cifar10", 0.02): (85.7, 2.01), ("cifar10", 0.01): (82.5, 3.66),
-    ("cifar100", 0.1): (63.2, 1.73), ("cifar100", 0.02): (52.3, 2.47), ("cifar100", 0.01): (47.0, 4.83),
+    ("cifar10", 0.1): Published(90.0, _README, ece=1.20),
+    ("cifar10", 0.02): Published(85.7, _README, ece=2.01),
+    ("cifar10", 0.01): Published(82.5, _README, ece=3.66),
+    ("cifar100", 0.1): Published(63.2, _README, ece=1.73),
+    ("cifar100", 0.02): Published(52.3, _README, ece=2.47),
+    ("cifar100", 0.01): Published(47.0, _README, ece=4.83),
 }
 GROUP_BOUNDS = {"cifar10": (3, 7), "cifar100": (36, 71), "digits": (3, 7)}
+
+
+def _settings_table() -> str:
+  lines = ["| dataset, ρ | smooth_head | smooth_tail | shift_bn | lr_factor | published top-1 / ECE (%) |",
+           "|---|---|---|---|---|---|"]
+  for (ds, imb), (head, tail, shift_bn, lr_factor) in SETTINGS.items():
+    p = PUBLISHED.get((ds, imb))
+    res = f"{p.top1} / {p.ece:.2f} ({p.source})" if p else "ltjax's own setting, no published number (docs/BENCHMARKS.md)"
+    lines.append(f"| {ds} {imb} | {head} | {tail} | {'yes' if shift_bn else 'no'} | {lr_factor} | {res} |")
+  return "\n".join(lines) + "\n"
+
+
+__doc__ += "\n" + _settings_table()
+
+
+def published(args: dict):
+  """{'top1', 'ece', 'source'} of a (dataset, imb) cell for the table runner, or None (digits)."""
+  a = {"dataset": "cifar10", "imb": "0.01", **args}
+  p = PUBLISHED.get((a["dataset"], float(a["imb"])))
+  return None if p is None else p.cell()
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:

@@ -47,6 +47,16 @@ PUBLISHED_ERROR = {
 EXCLUDE = ("fc", "linear")
 
 
+def published(args: dict):
+  """The table runner's cell: 100 − the SS README's top-1 error for rows ce_uniform / ce_balanced, else None."""
+  a = {"dataset": "cifar10", "imb": "0.01", "row": "ce_uniform", **args}
+  err = PUBLISHED_ERROR.get((a["dataset"], str(a["imb"])))
+  if err is None or a["row"] not in ("ce_uniform", "ce_balanced"):
+    return None
+  return {"top1": round(100 - err[0 if a["row"] == "ce_uniform" else 1], 2),
+          "source": "imbalanced-semi-self README (rotation SSP), 100 − top-1 error"}
+
+
 def get_config(arg: str = ""):
   a = parse_arg(arg, dataset="cifar10", imb="0.01", row="ce_uniform", pretrained="")
   if a["row"] not in ROWS:

@@ -431,3 +431,27 @@ def test_crt_cifar_is_a_frozen_backbone_with_a_fresh_classifier_on_class_aware_b
     config_lib.validate(c)
   c.init.workdir = "runs/stage1"
   config_lib.validate(c)
+
+
+def test_published_numbers_have_one_home_read_by_docstring_and_table_runner():
+  """Every config's PUBLISHED entry appears in its docstring (generated from it) and comes back from
+  `published(args)`, the table runner's hook; missing numbers are labelled, never given a value."""
+  import importlib
+
+  from configs.common import Published
+  checked = 0
+  for name in ("cifar_lt", "mislas_stage2", "sbcl_cifar", "sbcl_imagenet"):
+    mod = importlib.import_module(f"configs.{name}")
+    for key, p in mod.PUBLISHED.items():
+      assert isinstance(p, Published) and p.source, (name, key)
+      if p.top1 is None:
+        assert "missing" in p.source
+        continue
+      assert f"{p.top1:.2f}" in mod.__doc__ or f"{p.top1} / " in mod.__doc__, (name, key, p.top1)
+      args = dict(zip(("dataset", "imb", "row"), key))
+      args = {k: str(v) for k, v in args.items()}
+      if name.startswith("sbcl"):
+        args["stage"] = "2"
+      assert mod.published(args)["top1"] == p.top1, (name, key)
+      checked += 1
+  assert checked >= 20

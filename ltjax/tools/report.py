@@ -3,10 +3,14 @@
   python -m ltjax.tools.report runs/arb_c100                       # → runs/arb_c100/report/
   python -m ltjax.tools.report runs/ce runs/arb runs/ldam --out cmp  # comparison table + overlaid per-class accuracy
 
-One run: per_class_accuracy.png (accuracy against training count, log scale), confusion.png (classes ordered by
-training frequency), reliability.png (with ECE), classifier_norms.png, geometry.png (cosines between class means
-and between classifier vectors), gradient_components.png (attraction/repulsion, ARB `train_stage1.py`), results.md and
-results.json. Several runs: comparison.md, comparison.json and per_class_comparison.png.
+  python -m ltjax.tools.report runs/arb_c100 --curves-only         # learning curves only: no checkpoint, no JAX
+
+One run: learning_curves.png (train loss, LR, top-1, many/medium/few against the epoch, from metrics.jsonl),
+per_class_accuracy.png (accuracy against training count, log scale), confusion.png (classes ordered by training
+frequency), reliability.png (with ECE), classifier_norms.png, geometry.png (cosines between class means and between
+classifier vectors), gradient_components.png (attraction/repulsion, ARB `train_stage1.py`), results.md and
+results.json. Several runs: comparison.md, comparison.json, comparison.png (top-1 and many/medium/few bars per run),
+curves_comparison.png (top-1 and train loss overlaid) and per_class_comparison.png.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import os
 from typing import List, Sequence
 
 import numpy as np
+
+from ltjax.tools import curves
 
 
 def _plt():
@@ -56,10 +62,28 @@ def plot_reliability(ax, cal):
   ax.legend(loc="upper left")
 
 
+def write_learning_curves(workdir: str, out: str, title: str = "") -> str:
+  """out/learning_curves.png from workdir/metrics.jsonl (needs no checkpoint, no JAX); returns the path."""
+  plt = _plt()
+  os.makedirs(out, exist_ok=True)
+  m = curves.read_metrics(workdir)
+  if not m:
+    raise SystemExit(f"error: {os.path.join(workdir, 'metrics.jsonl')} is missing or empty: is {workdir} a run "
+                     "directory that has logged a step?")
+  fig = plt.figure(figsize=(9, 6.5))
+  curves.plot_learning_curves(fig, m, title or os.path.basename(os.path.normpath(workdir)))
+  fig.tight_layout()
+  path = os.path.join(out, "learning_curves.png")
+  fig.savefig(path, dpi=100); plt.close(fig)
+  return path
+
+
 def write_run_report(view, out: str, split: str = "test") -> dict:
   """All figures and tables of one run (an ltjax.tools.open_run.RunView) into `out`; returns the results dict."""
   plt = _plt()
   os.makedirs(out, exist_ok=True)
+  if curves.read_metrics(view.workdir):
+    write_learning_curves(view.workdir, out, view.name)
   counts = view.stats.counts
   ev = view.evaluate(split)
   geo = view.geometry(split)
@@ -135,6 +159,14 @@ def compare(views: List, out: str, split: str = "test") -> List[dict]:
     json.dump(rows, f, indent=1)
   with open(os.path.join(out, "comparison.md"), "w") as f:
     f.write(markdown_table(rows) + "\n")
+  fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(rows) + 2), 4.5))
+  groups = [("top1", "top-1")] + [(k, n) for k, n in curves.GROUPS]
+  curves.plot_group_bars(ax, [r["run"] for r in rows], {n: [r.get(k) for r in rows] for k, n in groups})
+  ax.set_title(f"{split} accuracy of each run")
+  fig.tight_layout(); fig.savefig(os.path.join(out, "comparison.png"), dpi=100); plt.close(fig)
+  fig = plt.figure(figsize=(10, 4))
+  curves.plot_curves_comparison(fig, [(v.name, curves.read_metrics(v.workdir)) for v in views])
+  fig.tight_layout(); fig.savefig(os.path.join(out, "curves_comparison.png"), dpi=100); plt.close(fig)
   fig, ax = plt.subplots(figsize=(7, 4.5))
   for v, r in zip(views, rows):
     plot_per_class_accuracy(ax, v.stats.counts, r["per_class"], label=f"{v.name} ({r['top1']:.1f}%)")
@@ -150,7 +182,17 @@ def main(argv=None):
   p.add_argument("--out", default=None, help="output folder (default: <workdir>/report, or ./comparison)")
   p.add_argument("--split", default="test")
   p.add_argument("--checkpoint", default="best", choices=("best", "last"))
+  p.add_argument("--curves-only", action="store_true",
+                 help="only learning_curves.png per run, from metrics.jsonl (a live run works: no checkpoint needed)")
   a = p.parse_args(argv)
+  if a.curves_only:
+    for w in a.workdirs:
+      if not a.out:
+        out = os.path.join(w, "report")
+      else:
+        out = a.out if len(a.workdirs) == 1 else os.path.join(a.out, os.path.basename(os.path.normpath(w)))
+      print(f"written {write_learning_curves(w, out)}")
+    return
   from ltjax.tools.open_run import open_run
   views = [open_run(w, a.checkpoint) for w in a.workdirs]
   if len(views) == 1:

@@ -9,8 +9,11 @@ Each run is `main.py --config CONFIG:ARGS,row=ROW --config.seed=SEED --workdir W
 run again, and an unfinished one resumes where it stopped (main.py's resume). Then `WORKDIR/table.md` and
 `WORKDIR/table.csv` hold, per row, top-1 and many/medium/few (training count > 100 / 20–100 / < 20) of the `best` (or
 `--report final`) evaluation as mean ± sample standard deviation over the seeds that finished, and the published
-top-1 with the difference when the config module provides `published(args) -> {'top1': float, 'source': str}`.
-An empty many/medium/few group is '–' (null in the CSV), never 0.
+top-1 with the difference when the config module provides `published(args) -> {'top1': float, 'source': str}`
+('top1' None when the paper has the number but it is not copied here: shown as "missing"; also 'many', 'medium',
+'few' when the paper gives them: those cells then carry the published value and the
+difference too). An empty many/medium/few group is '–' (null in the CSV), never 0. `WORKDIR/table.png` draws the
+rows as bars (mean ± std) with each published top-1 marked.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Dict, List, Optional, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 METRICS = (("top1", "top-1"), ("many_thr", "many"), ("medium_thr", "medium"), ("few_thr", "few"))
+PUBLISHED_KEY = {"top1": "top1", "many_thr": "many", "medium_thr": "medium", "few_thr": "few"}
 
 
 def _split_config(spec: str):
@@ -86,14 +90,25 @@ def gather(workdir: str, rows: Sequence[str], seeds: Sequence[int], report: str 
     pub = published(dict(base_args or {}, row=row)) if published is not None else None
     entry["published"] = pub
     top1 = entry["top1"][0]
-    entry["diff"] = None if (pub is None or top1 is None) else top1 - float(pub["top1"])
+    entry["diff"] = None if (pub is None or pub["top1"] is None or top1 is None) else top1 - float(pub["top1"])
     out.append(entry)
   return out
 
 
-def _cell(ms):
+def _cell(ms, pub=None, key=None):
+  """'mean ± std', and for a published many/medium/few value ' (paper P, +D)'; '–' when nothing was measured."""
   m, s = ms
-  return "–" if m is None else f"{m:.2f} ± {s:.2f}"
+  text = "–" if m is None else f"{m:.2f} ± {s:.2f}"
+  p = None if (pub is None or key == "top1") else pub.get(PUBLISHED_KEY[key])
+  if p is not None:
+    text += f" (paper {float(p):.2f}" + ("" if m is None else f", {m - float(p):+.2f}") + ")"
+  return text
+
+
+def _published_top1(pub) -> str:
+  if pub is None:
+    return "–"
+  return "missing" if pub["top1"] is None else format(float(pub["top1"]), ".2f")
 
 
 def markdown(entries: List[Dict], title: str) -> str:
@@ -102,8 +117,8 @@ def markdown(entries: List[Dict], title: str) -> str:
            "|---|---|" + "---|" * len(METRICS) + "---|---|---|"]
   for e in entries:
     pub = e["published"]
-    lines.append(f"| {e['row']} | {e['n']} | " + " | ".join(_cell(e[k]) for k, _ in METRICS) +
-                 f" | {'–' if pub is None else format(float(pub['top1']), '.2f')}"
+    lines.append(f"| {e['row']} | {e['n']} | " + " | ".join(_cell(e[k], pub, k) for k, _ in METRICS) +
+                 f" | {_published_top1(pub)}"
                  f" | {'–' if e['diff'] is None else format(e['diff'], '+.2f')}"
                  f" | {'–' if pub is None else pub.get('source', '')} |")
   return "\n".join(lines) + "\n"
@@ -113,12 +128,29 @@ def write_csv(entries: List[Dict], path: str) -> None:
   with open(path, "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["row", "seeds"] + [f"{k}_{s}" for k, _ in METRICS for s in ("mean", "std")] +
-               ["published_top1", "difference", "source"])
+               ["published_top1", "difference", "source", "published_many", "published_medium", "published_few"])
     for e in entries:
       pub = e["published"]
       w.writerow([e["row"], e["n"]] + ["" if v is None else f"{v:.4f}" for k, _ in METRICS for v in e[k]] +
-                 ["" if pub is None else pub["top1"], "" if e["diff"] is None else f"{e['diff']:.4f}",
-                  "" if pub is None else pub.get("source", "")])
+                 ["" if pub is None or pub["top1"] is None else pub["top1"], "" if e["diff"] is None else f"{e['diff']:.4f}",
+                  "" if pub is None else pub.get("source", "")] +
+                 ["" if pub is None or pub.get(g) is None else pub[g] for g in ("many", "medium", "few")])
+
+
+def plot(entries: List[Dict], path: str, title: str) -> None:
+  """The table as grouped bars (top-1 and many/medium/few, mean ± std over seeds), published top-1 as markers."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  from ltjax.tools import curves
+  fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(entries) + 2), 4.5))
+  curves.plot_group_bars(ax, [e["row"] for e in entries], {n: [e[k][0] for e in entries] for k, n in METRICS},
+                         {n: [e[k][1] for e in entries] for k, n in METRICS},
+                         [None if (e["published"] or {}).get("top1") is None else float(e["published"]["top1"])
+                          for e in entries])
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -168,8 +200,9 @@ def main(argv=None) -> int:
   with open(os.path.join(a.workdir, "table.md"), "w") as f:
     f.write(text)
   write_csv(entries, os.path.join(a.workdir, "table.csv"))
+  plot(entries, os.path.join(a.workdir, "table.png"), f"{a.config}, {a.report} epoch")
   print(text)
-  print(f"written to {os.path.join(a.workdir, 'table.md')} and table.csv")
+  print(f"written to {os.path.join(a.workdir, 'table.md')}, table.csv and table.png")
   for row, seed, rc in failed:
     print(f"error: {row} seed {seed} failed (exit {rc}); rerun the same command to resume it", file=sys.stderr)
   return 1 if failed else 0

@@ -96,12 +96,20 @@ def load_variables(path: str, checkpoint: str = "last") -> Dict[str, dict]:
   root = os.path.abspath(os.path.join(path, "checkpoints", checkpoint))
   step = max(int(d) for d in os.listdir(root) if d.isdigit())
   item = os.path.join(root, str(step), "state")
-  with ocp.StandardCheckpointer() as ckptr:
-    meta = ckptr.metadata(item)
-    tree = getattr(meta, "item_metadata", meta)
-    tree = getattr(tree, "tree", tree)
-    # Restore every leaf as a host numpy array: no sharding or device layout of the source run is needed.
-    restored = ckptr.restore(item, jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), dict(tree)))
+  from absl import logging as absl_logging
+  verbosity = absl_logging.get_verbosity()
+  # The step's _CHECKPOINT_METADATA sits one level above `state` (ltjax.train.checkpoint's layout): orbax warns
+  # that `state` has none, which is expected here and only noise in the run's start-up log.
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      meta = ckptr.metadata(item)
+      tree = getattr(meta, "item_metadata", meta)
+      tree = getattr(tree, "tree", tree)
+      # Restore every leaf as a host numpy array: no sharding or device layout of the source run is needed.
+      restored = ckptr.restore(item, jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), dict(tree)))
+  finally:
+    absl_logging.set_verbosity(verbosity)
   return {c: jax.tree.map(np.asarray, dict(restored.get(c, {}) or {})) for c in COLLECTIONS}
 
 

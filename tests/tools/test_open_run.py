@@ -57,7 +57,7 @@ def test_open_run_reproduces_the_recorded_results(runs):
 def test_report_and_comparison_write_the_expected_files(runs, tmp_path):
   from ltjax.tools import report
   report.main([runs["arb"], "--out", str(tmp_path / "one")])
-  for f in ("per_class_accuracy.png", "confusion.png", "reliability.png", "classifier_norms.png", "geometry.png",
+  for f in ("learning_curves.png", "per_class_accuracy.png", "confusion.png", "reliability.png", "classifier_norms.png", "geometry.png",
             "gradient_components.png", "results.md", "results.json"):
     assert (tmp_path / "one" / f).stat().st_size > 0, f
   res = json.loads((tmp_path / "one" / "results.json").read_text())
@@ -67,7 +67,8 @@ def test_report_and_comparison_write_the_expected_files(runs, tmp_path):
   assert [r["run"] for r in rows] == ["ce", "arb"]
   md = (tmp_path / "cmp" / "comparison.md").read_text()
   assert "| ce |" in md and "| arb |" in md and "few" in md
-  assert (tmp_path / "cmp" / "per_class_comparison.png").stat().st_size > 0
+  for f in ("per_class_comparison.png", "comparison.png", "curves_comparison.png"):
+    assert (tmp_path / "cmp" / f).stat().st_size > 0, f
 
 
 @pytest.mark.slow

@@ -43,8 +43,30 @@ def test_cifar_lt_published_numbers_are_read_from_one_place():
   from configs import cifar_lt
   got = cifar_lt.published({"dataset": "cifar10", "imb": "0.01", "row": "ldam_drw"})
   assert got["top1"] == pytest.approx(100 - 22.97) and "Cao" in got["source"]
-  assert cifar_lt.published({"dataset": "cifar100", "imb": "0.01", "row": "arb"}) is None
+  arb = cifar_lt.published({"dataset": "cifar100", "imb": "0.01", "row": "arb"})
+  assert arb["top1"] is None and "missing" in arb["source"] and "2204.08735" in arb["source"]
+  assert cifar_lt.published({"dataset": "cifar100", "imb": "0.01", "row": "focal"}) is None
+  from configs import arb_cifar100, sbcl_cifar, ss_finetune
+  assert arb_cifar100.published() == arb and "missing" in arb_cifar100.__doc__
+  assert "UNVERIFIED" in sbcl_cifar.published({"dataset": "cifar100", "imb": "0.02", "stage": "2"})["source"]
+  assert sbcl_cifar.published({"stage": "1"}) is None
   assert "unverified" in cifar_lt.published({"dataset": "cifar10", "imb": "0.01", "row": "la_loss"})["source"]
+  assert ss_finetune.published({"dataset": "cifar100", "imb": "0.02", "row": "ce_balanced"})["top1"] == 47.09
+
+
+def test_missing_and_per_group_published_cells(tmp_path):
+  w = str(tmp_path)
+  _write(w, "arb", 0, {"top1": 40.0, "many_thr": 60.0, "medium_thr": 40.0, "few_thr": 10.0})
+  pub = {"arb": {"top1": None, "source": "paper: missing"}, "x": {"top1": 41.0, "source": "p", "few": 12.5}}
+  _write(w, "x", 0, {"top1": 42.0, "many_thr": 60.0, "medium_thr": 40.0, "few_thr": 10.0})
+  e = table.gather(w, ["arb", "x"], [0], published=lambda a: pub[a["row"]])
+  assert e[0]["diff"] is None and e[1]["diff"] == pytest.approx(1.0)
+  md = table.markdown(e, "t").splitlines()
+  assert "| missing | – | paper: missing |" in md[4]
+  assert "10.00 ± 0.00 (paper 12.50, -2.50)" in md[5]
+  table.write_csv(e, str(tmp_path / "t.csv"))
+  rows = list(csv.DictReader(open(tmp_path / "t.csv")))
+  assert rows[0]["published_top1"] == "" and rows[1]["published_few"] == "12.5"
 
 
 def test_print_commands_and_unknown_rows(tmp_path, capsys):
