@@ -16,9 +16,9 @@ couple of minutes on 2 CPU cores. `--config configs/moco_digits.py:stage=STAGE[,
 Tiny-data adaptations (the 224² recipe would erase an 8×8 digit): crops of scale (0.6, 1) at the native 8×8,
 blur σ ~ U[0.1, 0.4], no flip (digits are not mirror-symmetric; the digits recipe has no flip either), key-encoder
 momentum 0.99 (only 270 steps), lr 0.03 at batch 64.
-Measured on the shared 2-core CPU machine (docs/BENCHMARKS.md): moco 1 min 24 s, then crt 24 s → test top-1 91.0
-(many 90.0 / medium 95.0 / few 80.0); cRT on a randomly initialised encoder instead: 75.3. sbcl 1 min 17 s, then
-sbcl_linear 25 s → 90.3.
+Measured on the 2-core CPU machine, device data path, 2026-12-05 (docs/BENCHMARKS.md, SBCL digits): moco 27 s,
+then crt 10 s → best test top-1 89.3 (many 95.0 / medium 91.7 / few 76.7, threshold groups); sbcl 26 s, then
+sbcl_linear 10 s → 91.3 (100.0 / 95.6 / 70.0). Each run adds about 4 s of Python start-up.
 """
 
 import ml_collections

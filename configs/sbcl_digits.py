@@ -10,9 +10,9 @@ Commands:
   python main.py --config configs/sbcl_digits.py:stage=1 --workdir runs/sbcl_digits_s1
   python main.py --config configs/sbcl_digits.py:stage=2,rule=drw --config.init.workdir=runs/sbcl_digits_s1 \
       --workdir runs/sbcl_digits_s2
-Expected (2 CPU cores, shared, load ~7): stage 1 about 1.7 min, stage 2 (drw, 10 epochs) about 40 s; stage 2 best
-test top-1 78.3% (many/medium/few 88.3 / 85.0 / 48.3, threshold groups) — docs/BENCHMARKS.md: SBCL. No published
-number (a smoke-scale setting of our own).
+Expected (2 CPU cores, device data path, measured 2026-12-05): stage 1 about 30 s, stage 2 (drw, 10 epochs) about
+15 s; stage 2 best test top-1 81.0% (many/medium/few 90.0 / 81.7 / 70.0, threshold groups) — docs/BENCHMARKS.md:
+SBCL. No published number (a smoke-scale setting of our own).
 """
 
 import ml_collections
