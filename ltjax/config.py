@@ -86,7 +86,9 @@ def default() -> ml_collections.ConfigDict:
   # The pool's images are
   # appended to the long-tailed training set with their pseudo labels as targets.
   c.data.unlabeled = ml_collections.ConfigDict()
-  c.data.unlabeled.pool = ""  # TinyImages selection .pickle | 'svhn_extra' | .npy/.npz | image folder
+  # TinyImages selection .pickle | 'svhn_extra' | 'unused' (the dataset's own left-out training images) | .npy/.npz |
+  # image folder
+  c.data.unlabeled.pool = ""
   c.data.unlabeled.pseudo_labels = ""  # file written by `python -m ltjax.tools.pseudolabel` (or an official pickle)
   c.data.unlabeled.imb_factor = 0.01  # ρ_U (--imb_factor_unlabel): 1 balanced, 0.04/0.02/0.01 ratio 25/50/100
   c.data.unlabeled.multiplier = 5  # D_U@5x: |D_U| ≈ multiplier × |labeled|

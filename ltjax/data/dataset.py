@@ -56,6 +56,10 @@ class Dataset:
   # The legacy RandomState of the long-tailed selection, advanced past it: upstream code that keeps drawing from the
   # same global numpy stream (RECORDS' candidate sets, RECORDS' candidate-set generation) continues from here.
   selection_rng: Optional[np.random.RandomState] = None
+  # The training images neither the long-tailed subset nor the validation hold-out took, with their real labels:
+  # the unlabeled pool 'unused' (ltjax.data.unlabeled). Kept only when asked for (sources.load(keep_unused=True),
+  # or config.data.unlabeled.pool = 'unused'), else None.
+  unused: Optional[Split] = None
 
   def example_input(self) -> np.ndarray:
     """float32 [1, H, W, C]: an input of the model's shape (for initialisation)."""

@@ -9,6 +9,8 @@ optionally, a balanced validation split from the training images the subset leav
 transforms)  | 4, yes    |
 | cifar100 | TFDS cifar100 (fine `label`)          | len/C = 500    | 0..99       | CIFAR-10 statistics   | 4, yes    |
 | svhn     | TFDS svhn_cropped (digit 0 = label 0) | 1000 (fixed)   | 1..9, 0     | 0.5 / 0.5             | 4, yes    |
+| npz, image_folder, tfds:NAME | a user's arrays / image tree / any prepared TFDS image-classification dataset |
+min train count | 0..C−1 | from the training subset | ⌊side/8⌋ and flip for side ≥ 16, else none |
 
 TFDS data must already be prepared in the data directory. Nothing is ever downloaded (a download attempt without a
 network blocks for minutes in retries): a missing dataset raises `DataNotFoundError` within a second, saying where
@@ -155,6 +157,25 @@ def _image_folder(data_cfg) -> Raw:
   return _raw_from_arrays(a)
 
 
+def _tfds_any(data_cfg) -> Raw:
+  """`tfds:NAME`: any prepared TFDS image-classification dataset, in memory, as `_npz` (classes 0..C−1 by label id,
+  N = the smallest class's training count, statistics from the training subset, crop/flip by image size); its
+  'validation' split, when present, is the val split."""
+  a = tfds_data.load_classification(data_cfg.name[len(TFDS_PREFIX):], data_cfg.data_dir,
+                                    int(_get(data_cfg, "resize", 0)))
+  return _raw_from_arrays(a)
+
+
+def loader_for(name: str) -> Callable[..., Any]:
+  """The loader of dataset `name`: a REGISTRY entry, or the generic TFDS reader for 'tfds:NAME'."""
+  if name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX):
+    return _tfds_any
+  if name not in REGISTRY:
+    raise ConfigError(f"unknown dataset '{name}' (known: {', '.join(sorted(REGISTRY))}, or tfds:NAME for any "
+                      "prepared TFDS image-classification dataset)")
+  return REGISTRY[name]
+
+
 def _npz(data_cfg) -> Raw:
   """User arrays from `data_cfg.path` (`load_npz_arrays`), in memory, classes 0..C−1 in label order.
 
@@ -182,6 +203,12 @@ def pixel_statistics(images: np.ndarray) -> Tuple[Tuple[float, ...], Tuple[float
 
 
 TFDS_BACKED = frozenset(TFDS_NAMES) | frozenset(("imagenet_lt_tfds", "inat2018_tfds"))
+TFDS_PREFIX = "tfds:"  # config.data.name = 'tfds:NAME': any prepared TFDS image-classification dataset
+
+
+def reads_tfds(name: str) -> bool:
+  """Whether dataset `name` is read from TFDS (so it needs tensorflow-datasets)."""
+  return name in TFDS_BACKED or name.startswith(TFDS_PREFIX)
 
 
 def _cifar(name: str, num_classes: int) -> Callable[..., Raw]:
@@ -235,11 +262,14 @@ def _choice(name, value, choices):
 def validate(d) -> None:
   """The config's `data` section (no data is loaded): known names and choices, ranges, the unlabeled pool's
   settings, normalisation statistics, and the large-scale datasets' fields. Raises ConfigError naming the field."""
-  _choice("data.name", d.name, REGISTRY)
+  loader_for(d.name)
   _choice("data.imb_type", d.imb_type, ("exp", "step", "none"))
   if d.name == "image_folder" and not d.root:
     raise ConfigError("config.data.name = 'image_folder' reads DIR/train/<class>/* and DIR/test/<class>/*: pass "
                       "--config.data.root=DIR")
+  if d.name.startswith(TFDS_PREFIX) and d.data_dir and not os.path.isdir(d.data_dir):
+    raise ConfigError(f"config.data.data_dir = {d.data_dir!r} is not a directory: give the TFDS data dir that holds "
+                      f"the prepared '{d.name[len(TFDS_PREFIX):]}'")
   if d.get("resize", 0) < 0:
     raise ConfigError(f"config.data.resize = {d.resize} must be >= 0 (0 = keep the images' own size)")
   if d.name == "npz" and not d.path:
@@ -286,7 +316,7 @@ def _get(cfg, key, default):
   return default if v is None else v
 
 
-def load(data_cfg) -> Dataset:
+def load(data_cfg, keep_unused: bool = False) -> Dataset:
   """Loads `data_cfg.name` and selects its long-tailed training subset (LDAM-DRW `imbalance_cifar.py`;
   imbalanced-semi-self's SVHN-LT).
 
@@ -303,18 +333,18 @@ def load(data_cfg) -> Dataset:
   `data_cfg.unlabeled` (optional; active when its `pseudo_labels` is set): the semi-supervised D_U of
   imbalanced-semi-self `train_semi.py` is
   drawn from the pool, continuing the selection's legacy stream, and appended to `train` with its pseudo labels
-  (`ltjax.data.unlabeled.merge`); `Dataset.unlabeled` then describes what was added.
+  (`ltjax.data.unlabeled.merge`); `Dataset.unlabeled` then describes what was added. `keep_unused` (or the pool
+  'unused') also keeps `Dataset.unused`: the training images that neither the subset nor the hold-out took.
   """
   name = data_cfg.name
-  if name not in REGISTRY:
-    raise ConfigError(f"unknown dataset '{name}' (known: {', '.join(sorted(REGISTRY))})")
+  load_source = loader_for(name)
   imbalance.check_imb_factor(data_cfg.imb_factor)  # before any (slow) loading
   rand_number = int(_get(data_cfg, "rand_number", 0))
   val_per_class = int(_get(data_cfg, "val_per_class", 0))
   semi = _get(data_cfg, "unlabeled", None)
   if semi is not None and _get(semi, "pseudo_labels", ""):
     unlabeled.check_files(semi)  # before the (slow) labeled data
-  raw = REGISTRY[name](data_cfg)
+  raw = load_source(data_cfg)
   if isinstance(raw, Dataset):  # large-scale: the split files define the long tail
     return raw
   if raw.natural and data_cfg.imb_type == "none":  # the data's own imbalance: every training image
@@ -347,14 +377,18 @@ def load(data_cfg) -> Dataset:
           f"(the official code selects on the test set).") from None
     val = raw.train.take(held)
   train = raw.train.take(selected)
+  unused = None
+  if keep_unused or (semi is not None and _get(semi, "pool", "") == unlabeled.UNUSED):
+    taken = selected if val is None or val_per_class == 0 else np.concatenate([selected, held])
+    unused = raw.train.take(imbalance.remaining_indices(len(raw.train), taken))
   info = None
   if semi is not None and _get(semi, "pseudo_labels", ""):
     train, info = unlabeled.merge(train, counts, raw.class_order, raw.num_classes, semi,
-                                  _get(data_cfg, "data_dir", "") or None, rng)
+                                  _get(data_cfg, "data_dir", "") or None, rng, unused=unused)
   own_mean, own_std = (raw.mean, raw.std) if raw.mean is not None else pixel_statistics(train.images)
   mean, std = tuple(_get(data_cfg, "mean", ())) or own_mean, tuple(_get(data_cfg, "std", ())) or own_std
   channels = raw.train.images.shape[-1]
   if len(mean) != channels or len(std) != channels:
     raise ConfigError(f"{name}: data.mean {mean} / data.std {std} need one value per channel ({channels})")
   return Dataset(name, raw.num_classes, train, raw.test, val, tuple(mean), tuple(std),
-                 raw.crop_padding, raw.flip, unlabeled=info, selection_rng=rng)
+                 raw.crop_padding, raw.flip, unlabeled=info, selection_rng=rng, unused=unused)

@@ -100,27 +100,92 @@ def builder(name: str, data_dir: Optional[str]):
 
 
 def load_splits(name: str, data_dir: Optional[str], splits: Sequence[str],
-                 label_key: str = "label") -> Dict[str, Split]:
-  """Loads whole TFDS splits as numpy, in original order when the example ids allow it. Never downloads."""
+                 label_key: str = "label", image_key: str = "image", resize: int = 0,
+                 warn_unordered: bool = True) -> Dict[str, Split]:
+  """Loads whole TFDS splits as numpy, in original order when the example ids allow it (else in TFDS's stored
+  order, which `shuffle_files=False` makes deterministic). `resize` > 0 resizes every image to resize×resize
+  (bilinear, rounded to uint8) before batching, for datasets whose images differ in size. Never downloads."""
   b = builder(name, data_dir or None)
-  optional.tensorflow(f"reading TFDS dataset '{name}'")  # kept off any accelerator: JAX owns it
+  tf = optional.tensorflow(f"reading TFDS dataset '{name}'")  # kept off any accelerator: JAX owns it
   tfds = optional.tensorflow_datasets(f"reading TFDS dataset '{name}'")
   out = {}
   for split in splits:
     ds = b.as_dataset(split=split, shuffle_files=False)
-    parts: Dict[str, list] = {"image": [], label_key: [], "id": []}
-    for batch in tfds.as_numpy(ds.batch(8192)):
+
+    def pick(ex):
+      img = ex[image_key]
+      if resize:
+        img = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, [resize, resize])), 0, 255), tf.uint8)
+      d = {"image": img, "label": ex[label_key]}
+      if "id" in ex:
+        d["id"] = ex["id"]
+      return d
+
+    parts: Dict[str, list] = {"image": [], "label": [], "id": []}
+    for batch in tfds.as_numpy(ds.map(pick).batch(8192)):
       for k in parts:
         if k in batch:
           parts[k].append(batch[k])
     if not parts["image"]:
       raise DataNotFoundError(f"TFDS dataset '{name}' split '{split}' in {b.data_dir} is empty")
     images = np.concatenate(parts["image"])
-    labels = np.concatenate(parts[label_key]).astype(np.int32)
+    labels = np.concatenate(parts["label"]).astype(np.int32)
     nums = id_numbers(np.concatenate(parts["id"])) if parts["id"] else None
     if nums is None:
-      log.warning("%s/%s: example ids are not '<split>_<n>' (mock data?); keeping the TFDS order", name, split)
+      if warn_unordered:
+        log.warning("%s/%s: example ids are not '<split>_<n>' (mock data?); keeping the TFDS order", name, split)
       nums = np.arange(len(labels), dtype=np.int64)
     perm = np.argsort(nums, kind="stable")
     out[split] = Split(images[perm], labels[perm], nums[perm])
+  return out
+
+
+def classification_keys(b, name: str):
+  """(image key, label key, number of classes) of a TFDS image-classification builder: its supervised keys when it
+  declares them, else its single Image and single ClassLabel feature. ConfigError when it has neither."""
+  from ltjax.errors import ConfigError
+  tfds = optional.tensorflow_datasets(f"reading TFDS dataset '{name}'")
+  feats = b.info.features
+  keys = b.info.supervised_keys
+  if isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys):
+    image_key, label_key = keys
+  else:
+    images = [k for k, f in feats.items() if isinstance(f, tfds.features.Image)]
+    labels = [k for k, f in feats.items() if isinstance(f, tfds.features.ClassLabel)]
+    if len(images) != 1 or len(labels) != 1:
+      raise ConfigError(f"config.data.name = 'tfds:{name}': not an image-classification dataset (needs one Image "
+                        f"and one ClassLabel feature, or supervised keys; its features are {sorted(feats.keys())})")
+    image_key, label_key = images[0], labels[0]
+  if not isinstance(feats[image_key], tfds.features.Image) or not isinstance(feats[label_key], tfds.features.ClassLabel):
+    raise ConfigError(f"config.data.name = 'tfds:{name}': its supervised keys ({image_key}, {label_key}) are not an "
+                      "image and a class label")
+  return image_key, label_key, int(feats[label_key].num_classes)
+
+
+def load_classification(name: str, data_dir: Optional[str], resize: int = 0) -> Dict[str, np.ndarray]:
+  """Any prepared TFDS image-classification dataset as the arrays of a user's .npz: x_/y_ train and test, and val
+  from its 'validation' split when it has one. Images of varying size need `resize` (ConfigError otherwise)."""
+  from ltjax.errors import ConfigError
+  b = builder(name, data_dir or None)
+  image_key, label_key, num_classes = classification_keys(b, name)
+  shape = tuple(b.info.features[image_key].shape)
+  if not resize and any(d is None for d in shape[:2]):
+    raise ConfigError(f"config.data.name = 'tfds:{name}' holds images of varying size {shape}: pass "
+                      "--config.data.resize=S to resize every image to S×S")
+  available = set(b.info.splits.keys()) or {"train", "test"}  # (mock data declares no splits)
+  if "train" not in available or "test" not in available:
+    raise ConfigError(f"config.data.name = 'tfds:{name}' needs 'train' and 'test' splits; it has "
+                      f"{sorted(available)}")
+  splits = ["train", "test"] + (["validation"] if "validation" in available else [])
+  s = load_splits(name, data_dir, splits, label_key, image_key, resize, warn_unordered=False)
+  out = {}
+  for split, key in (("train", "train"), ("test", "test"), ("validation", "val")):
+    if split in s:
+      x = s[split].images
+      out[f"x_{key}"] = x if x.ndim == 4 else x[..., None]
+      out[f"y_{key}"] = s[split].labels
+  present = np.bincount(out["y_train"], minlength=num_classes)
+  if (present == 0).any():
+    raise ConfigError(f"config.data.name = 'tfds:{name}': class(es) {np.flatnonzero(present == 0)[:10].tolist()} of "
+                      f"its {num_classes} have no training images")
   return out

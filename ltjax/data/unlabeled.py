@@ -11,6 +11,8 @@ trained on:
 N×32×32×3 uint8 | `extrapolated_targets` (the data-sourcing model's class) |
 | `svhn_extra`                | TFDS `svhn_cropped` split `extra` (531,131 images) in `.mat` order, from `data.data_dir`
 | the real labels (digit 0 = label 0) |
+| `unused`                    | the labeled dataset's own training images that the long-tailed subset (and the validation
+hold-out) left out: e.g. the embedded digits' 912 at ρ = 0.1 | their real labels |
 | `PATH.npy`                  | the array itself, [N,H,W,C] (or [N,H,W]: one channel) uint8 | none
 |
 | `PATH.npz`                  | key `images` (uint8 [N,H,W,C] or [N,H,W])    | key `labels` when present             |
@@ -57,6 +59,7 @@ log = logging.getLogger("ltjax")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SELECT_BY = ("truth", "pseudo", "all")
 SVHN_EXTRA = "svhn_extra"
+UNUSED = "unused"
 
 
 @dataclasses.dataclass
@@ -201,19 +204,27 @@ def _svhn_extra(data_dir: Optional[str]) -> Pool:
 def check_files(cfg) -> None:
   """DataNotFoundError, in milliseconds, when the pool or pseudo-label file of `config.data.unlabeled` is missing
   (checked before the labeled dataset is loaded)."""
-  if cfg.pool and cfg.pool != SVHN_EXTRA and not os.path.exists(cfg.pool):
+  if cfg.pool and cfg.pool not in (SVHN_EXTRA, UNUSED) and not os.path.exists(cfg.pool):
     load_pool(cfg.pool)  # raises with the message
   if cfg.pseudo_labels and not os.path.exists(cfg.pseudo_labels):
     load_pseudo_labels(cfg.pseudo_labels)
 
 
-def load_pool(spec: str, data_dir: Optional[str] = None) -> Pool:
-  """Loads an unlabeled pool (see the module docstring for the formats). Raises PoolError / DataNotFoundError."""
+def load_pool(spec: str, data_dir: Optional[str] = None, unused: Optional[Split] = None) -> Pool:
+  """Loads an unlabeled pool (see the module docstring for the formats). `unused` is the labeled dataset's
+  `Dataset.unused` split, the pool 'unused'. Raises PoolError / DataNotFoundError."""
   if not spec:
     raise PoolError("no unlabeled pool given: set config.data.unlabeled.pool (or --pool) to a TinyImages "
-                    "selection pickle, 'svhn_extra', an .npy/.npz file or an image folder")
+                    "selection pickle, 'svhn_extra', 'unused', an .npy/.npz file or an image folder")
   if spec == SVHN_EXTRA:
     return _svhn_extra(data_dir)
+  if spec == UNUSED:
+    if unused is None or unused.images is None:
+      raise PoolError("the pool 'unused' is the training images an in-memory dataset's long-tailed subset leaves "
+                      "out; this dataset has none to give (large-scale datasets are defined by their split files)")
+    if len(unused) == 0:
+      raise PoolError("the pool 'unused' is empty: the long-tailed subset took every training image")
+    return Pool(UNUSED, unused.images, unused.labels.astype(np.int64))
   if not os.path.exists(spec):
     raise DataNotFoundError(f"unlabeled pool '{spec}' does not exist (give a TinyImages selection pickle such as "
                             f"ti_80M_selected.pickle, '{SVHN_EXTRA}', an .npy/.npz file or an image folder)")
@@ -348,7 +359,7 @@ def select(labeled_counts: Sequence[int], class_order: Sequence[int], selection_
 
 
 def merge(train, labeled_counts: Sequence[int], class_order: Sequence[int], num_classes: int, cfg,
-          data_dir: Optional[str], rng: np.random.RandomState):
+          data_dir: Optional[str], rng: np.random.RandomState, unused: Optional[Split] = None):
   """(merged train Split, UnlabeledInfo): the labeled long-tailed split followed by D_U with its pseudo labels.
 
   `cfg` is `config.data.unlabeled` (pool, pseudo_labels, imb_factor, multiplier, select_by, allow_fewer); `rng` the
@@ -358,7 +369,7 @@ def merge(train, labeled_counts: Sequence[int], class_order: Sequence[int], num_
   select_by = getattr(cfg, "select_by", "truth")
   if select_by not in SELECT_BY:
     raise PoolError(f"config.data.unlabeled.select_by = {select_by!r} is not one of {list(SELECT_BY)}")
-  pool = load_pool(cfg.pool, data_dir)
+  pool = load_pool(cfg.pool, data_dir, unused)
   if pool.image_shape != tuple(train.images.shape[1:]):
     raise PoolError(f"the unlabeled pool '{pool.name}' holds {pool.image_shape} images but the training images are "
                     f"{tuple(train.images.shape[1:])}: use a pool of the dataset's image size")

@@ -49,7 +49,11 @@ def pseudo_label(workdir: str, pool_spec: str, out: str, *, checkpoint: str = "b
   view = open_run(workdir, checkpoint)
   run = view.run
   num_classes = run.data.num_classes
-  pool = unlabeled.load_pool(pool_spec, data_dir if data_dir is not None else (run.cfg.data.data_dir or None))
+  unused = None
+  if pool_spec == unlabeled.UNUSED:  # the base run's own left-out training images (same selection as its run)
+    from ltjax.data import sources
+    unused = sources.load(run.cfg.data, keep_unused=True).unused
+  pool = unlabeled.load_pool(pool_spec, data_dir if data_dir is not None else (run.cfg.data.data_dir or None), unused)
   want = tuple(run.data.train.images.shape[1:])
   if pool.image_shape != want:
     raise unlabeled.PoolError(f"the pool '{pool_spec}' holds {pool.image_shape} images but the run in {workdir} was "
@@ -86,7 +90,8 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m ltjax.tools.pseudolabel", description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workdir", required=True, help="the trained base run (an ltjax run directory)")
-  p.add_argument("--pool", required=True, help="TinyImages .pickle | svhn_extra | .npy | .npz | image folder")
+  p.add_argument("--pool", required=True, help="TinyImages .pickle | svhn_extra | unused (the training images the base run's "
+                 "long-tailed subset left out) | .npy | .npz | image folder")
   p.add_argument("--out", required=True, help="pseudo-label file to write (.npz)")
   p.add_argument("--checkpoint", default="best", choices=("best", "last"))
   p.add_argument("--data_dir", default=None, help="TFDS data dir for svhn_extra (default: the run's data dir)")

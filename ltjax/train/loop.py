@@ -50,7 +50,7 @@ def _import_optional(cfg) -> None:
     optional.tensorflow("config.data.pipeline = 'host' (tf.data)" if d.pipeline == "host" else
                         f"method '{cfg.method}' (its training views are TensorFlow ops: it trains on the host data "
                         "path)")
-  if d.name in sources.TFDS_BACKED:
+  if sources.reads_tfds(d.name):
     optional.tensorflow_datasets(f"dataset '{d.name}' (read from TFDS)")
 
 

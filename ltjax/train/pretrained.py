@@ -96,11 +96,12 @@ def load_variables(path: str, checkpoint: str = "last") -> Dict[str, dict]:
   root = os.path.abspath(os.path.join(path, "checkpoints", checkpoint))
   step = max(int(d) for d in os.listdir(root) if d.isdigit())
   item = os.path.join(root, str(step), "state")
-  from absl import logging as absl_logging
-  verbosity = absl_logging.get_verbosity()
   # The step's _CHECKPOINT_METADATA sits one level above `state` (ltjax.train.checkpoint's layout): orbax warns
-  # that `state` has none, which is expected here and only noise in the run's start-up log.
-  absl_logging.set_verbosity(absl_logging.ERROR)
+  # that `state` has none, which is expected here and only noise in the run's start-up log. (The python logger, not
+  # absl.set_verbosity: that would also reset the level main.py gives absl's logger.)
+  absl_logger = logging.getLogger("absl")
+  level = absl_logger.level
+  absl_logger.setLevel(logging.ERROR)
   try:
     with ocp.StandardCheckpointer() as ckptr:
       meta = ckptr.metadata(item)
@@ -109,7 +110,7 @@ def load_variables(path: str, checkpoint: str = "last") -> Dict[str, dict]:
       # Restore every leaf as a host numpy array: no sharding or device layout of the source run is needed.
       restored = ckptr.restore(item, jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), dict(tree)))
   finally:
-    absl_logging.set_verbosity(verbosity)
+    absl_logger.setLevel(level)
   return {c: jax.tree.map(np.asarray, dict(restored.get(c, {}) or {})) for c in COLLECTIONS}
 
 
