@@ -54,3 +54,23 @@ def test_every_family_trains_on_user_arrays(tmp_path):
     assert res["train_counts"][0] == 30 and len(res["train_counts"]) == 5, (mod, arg)
     steps = [json.loads(l) for l in open(os.path.join(w, "metrics.jsonl"))]
     assert all(np.isfinite(s["loss"]) for s in steps if s["split"] == "train" and "loss" in s), (mod, arg)
+
+
+@pytest.mark.slow
+def test_npz_end_to_end_through_main_with_natural_imbalance(tmp_path):
+  import subprocess
+  import sys
+
+  from tests.cfgutil import ROOT
+  path = _unequal_npz(tmp_path / "mine.npz")
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  r = subprocess.run([sys.executable, "main.py", "--config", "configs/quickstart.py", "--workdir", str(tmp_path / "w"),
+                      "--config.data.name=npz", f"--config.data.path={path}", "--config.data.imb_type=none",
+                      "--config.data.group_bounds=()", "--config.model.name=resnet8", "--config.train.epochs=2",
+                      "--config.train.progress_bar=False"], cwd=ROOT, env=env, capture_output=True, text=True,
+                     timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  res = json.load(open(tmp_path / "w" / "results.json"))
+  assert res["train_counts"] == [40, 40, 40, 40, 30]  # imb_type none: every training image, its own imbalance
+  assert res["best"]["num_examples"] == 30 and "few" in r.stdout
