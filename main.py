@@ -49,7 +49,14 @@ def _explain(argv, error) -> str:
 
 
 def _parse_flags(argv):
-  """absl's flag parsing, with a refused command line reported in one line (exit 2) instead of a traceback."""
+  """absl's flag parsing, with a refused command line reported in one line (exit 2) instead of a traceback. The
+  command line is first checked without importing JAX or TensorFlow (ltjax/preflight.py): unknown keys, types,
+  non-finite and out-of-range numbers, choices and missing paths answer in well under a second."""
+  from ltjax import preflight
+  problem = preflight.check(argv)
+  if problem:
+    print(f"error: {problem}", file=sys.stderr)
+    sys.exit(2)
   try:
     return FLAGS(argv)
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:

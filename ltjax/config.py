@@ -15,7 +15,7 @@ import re
 import ml_collections
 from ml_collections import config_dict
 
-from ltjax import distributed, losses, methods
+from ltjax import distributed, losses, methods, preflight
 from ltjax.errors import ConfigError  # noqa: F401 (re-exported)
 from ltjax.methods.supervised import TRAIN_RULES, Supervised  # noqa: F401 (TRAIN_RULES re-exported)
 
@@ -321,6 +321,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if cfg.mesh.num_devices < 0:
     raise ConfigError("config.mesh.num_devices must be >= 0 (0 = all devices)")
   methods.REGISTRY[cfg.method].validate(cfg)
+  preflight.check_ranges(cfg)  # the command line's bounds (ltjax/preflight.py), for values set in config files
 
 
 def _validate_pipeline(cfg) -> None:
