@@ -1,4 +1,7 @@
-"""Test-wide setup: 8 virtual CPU devices (for sharding tests), float64 available for numpy references."""
+"""Test-wide setup: 8 virtual CPU devices (for sharding tests), float64 available for numpy references.
+
+JAX_PLATFORMS defaults to cpu; `JAX_PLATFORMS=cuda python -m pytest -m "not tensorflow"` runs the suite on a GPU
+(benchmarks/gpu/check.sh), where the `multidevice` tests are skipped."""
 
 import os
 
@@ -20,13 +23,19 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_collection_modifyitems(config, items):
-  """Everything under tests/e2e/ is marked `e2e` and `slow`; tests marked `tensorflow` are skipped where TensorFlow
-  is not installed (the accelerator machine)."""
+  """Everything under tests/e2e/ is marked `e2e` and `slow`; tests marked `multidevice` are skipped where fewer
+  than 8 devices exist (one GPU: JAX_PLATFORMS=cuda), and tests marked `tensorflow` where TensorFlow is not
+  installed (the accelerator machine)."""
   import pytest
   for item in items:
     if f"{os.sep}e2e{os.sep}" in str(item.fspath):
       item.add_marker(pytest.mark.e2e)
       item.add_marker(pytest.mark.slow)
+  if jax.device_count() < 8:
+    few = pytest.mark.skip(reason=f"needs 8 devices, {jax.device_count()} here ({jax.default_backend()})")
+    for item in items:
+      if "multidevice" in item.keywords:
+        item.add_marker(few)
   try:
     import tensorflow  # noqa: F401  (most of the suite imports it anyway)
     return

@@ -96,6 +96,7 @@ def test_groups_lay_out_calls_like_the_host_grouping():
   assert list(ti.groups(0, 5, 1)) == [(16, 1)] * 4 + [(6, 1)]
 
 
+@pytest.mark.multidevice
 def test_batches_equal_on_one_and_eight_devices_and_gather_needs_no_collective():
   """An example's augmentation is a function of (seed, epoch, position) alone, so 1 and 8 devices build identical
   batches; with the table replicated the gather is local: the compiled batch builder holds no collective, and the
@@ -116,6 +117,7 @@ def test_batches_equal_on_one_and_eight_devices_and_gather_needs_no_collective()
     assert op not in hlo, op
 
 
+@pytest.mark.multidevice
 def test_batch_is_the_order_at_the_step_positions():
   """Step t of epoch e holds rows order_e[s·G + j] (s = t mod S), labels and normalised augmented views of them;
   resuming at any step reproduces the uninterrupted epoch's batches bit for bit."""
@@ -235,6 +237,7 @@ def test_device_training_resumes_bitwise_with_active_augmentation(tmp_path, arra
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.multidevice
 @pytest.mark.slow
 def test_device_training_on_one_device_equals_eight(tmp_path, arrays):
   def three(n):

@@ -59,6 +59,7 @@ def test_main_data_errors_are_early_and_clear(inlt_tree, tmp_path):
   assert time.perf_counter() - t < 120
 
 
+@pytest.mark.multidevice
 def test_places_recipe_keeps_the_converted_trunk_frozen(tmp_path):
   """configs/places_lt.py:depth=50 with a converted (fake) torchvision R-50: after training the trunk's parameters
   and BN statistics still equal the checkpoint, while the fresh block and the 365-way head moved."""

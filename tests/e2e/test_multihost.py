@@ -102,6 +102,7 @@ def test_two_processes_preempted_mid_epoch_and_resumed_equal_one_process_with_fo
       single["final"]["ece"], abs=1e-3)
 
 
+@pytest.mark.multidevice
 def test_device_data_path_two_processes_preempted_and_resumed_equal_one_process(tmp_path):
   """The device data path across processes: each process holds the whole split (user arrays, 16×16 with random
   crops and flips, mixup), builds its devices' slices of every global batch inside the step, is stopped mid-epoch and

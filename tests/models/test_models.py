@@ -173,6 +173,7 @@ def test_batchnorm_matches_pytorch_formulas(bn_variance):
   np.testing.assert_allclose(np.asarray(yb, np.float32), ry, atol=0.1)
 
 
+@pytest.mark.multidevice
 @pytest.mark.slow
 def test_batchnorm_train_gradient_matches_float64_autodiff_and_numpy(bn_variance):
   """batch_norm_train's hand-written backward (all three cotangents: y, μ, σ²) against jax autodiff of the plain

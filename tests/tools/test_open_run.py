@@ -74,8 +74,8 @@ def test_report_and_comparison_write_the_expected_files(runs, tmp_path):
 @pytest.mark.slow
 def test_notebook_executes_top_to_bottom(runs, monkeypatch, tmp_path):
   """In a kernel where `import tensorflow` fails: inspection needs no TensorFlow (device evaluation)."""
-  import nbclient
-  import nbformat
+  nbclient = pytest.importorskip("nbclient", reason="the notebook runner (requirements.txt) is not installed")
+  nbformat = pytest.importorskip("nbformat", reason="nbformat (requirements.txt) is not installed")
 
   from tests import notf
   nb = nbformat.read(os.path.join(ROOT, "notebooks", "inspect_checkpoint.ipynb"), as_version=4)

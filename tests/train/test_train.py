@@ -110,6 +110,7 @@ def _disagreement(a, b):
   return worst
 
 
+@pytest.mark.multidevice
 @pytest.mark.slow
 @pytest.mark.parametrize("row", ["arb_mixup", "ldam_drw"])
 def test_one_device_equals_eight(tmp_path, row):
@@ -121,6 +122,7 @@ def test_one_device_equals_eight(tmp_path, row):
   assert _disagreement(one, eight) <= 1.0
 
 
+@pytest.mark.multidevice
 @pytest.mark.slow
 def test_one_vs_eight_tolerance_catches_per_device_batch_norm(tmp_path, monkeypatch):
   """The tolerance above is loose enough for reassociation but not for a sharding bug: BatchNorm statistics taken
@@ -141,6 +143,7 @@ def test_one_vs_eight_tolerance_catches_per_device_batch_norm(tmp_path, monkeypa
   assert _disagreement(one, buggy) > 2.0
 
 
+@pytest.mark.multidevice
 @pytest.mark.slow
 def test_steps_per_call_agrees_with_single_steps(tmp_path):
   """4 steps per compiled call (a lax.scan, a short last group padded with skipped steps, the epoch's short last

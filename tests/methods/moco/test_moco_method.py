@@ -171,6 +171,7 @@ def _two_steps(cfg, num_devices):
   return jax.device_get(state)
 
 
+@pytest.mark.multidevice
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["moco"])
 def test_moco_step_is_the_same_on_1_and_8_devices(stage):

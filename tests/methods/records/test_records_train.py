@@ -69,6 +69,7 @@ def test_resume_restores_tables_exactly(tmp_path, row, per_call):
     assert lrs[0] == pytest.approx(0.1) and max(lrs[len(lrs) // 3:]) == pytest.approx(0.1)  # schedule restart
 
 
+@pytest.mark.multidevice
 @pytest.mark.slow
 @pytest.mark.parametrize("row", ["corr_records_mixup", "solar"])
 def test_one_device_equals_eight(tmp_path, row):

@@ -128,6 +128,7 @@ def test_kmeans_matches_official_loop():
   np.testing.assert_array_equal(out, ref)
 
 
+@pytest.mark.multidevice
 def test_kmeans_one_vs_eight_devices_with_padding():
   rng = np.random.default_rng(3)
   n = [151, 70, 33, 10, 3]                      # N = 267: not a multiple of 8 → 5 padding rows
@@ -230,6 +231,7 @@ def test_supcon_value_and_grad():
   np.testing.assert_allclose(np.asarray(grad), _fd_grad(lambda q: _np_supcon(q, yy), z), rtol=2e-3, atol=2e-4)
 
 
+@pytest.mark.multidevice
 @pytest.mark.slow
 def test_sbcl_value_and_grad():
   rng = np.random.default_rng(6)

@@ -94,6 +94,7 @@ def test_loss_value_and_gradient_equal_a_float64_reference():
   assert float(m["accuracy"]) == pytest.approx(np.mean(z.argmax(1) == k))
 
 
+@pytest.mark.multidevice
 def test_loss_on_one_device_equals_eight():
   assert jax.device_count() == 8
   rng = np.random.RandomState(2)
