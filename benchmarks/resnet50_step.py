@@ -4,7 +4,9 @@ BatchNorm updates, jitted over all devices, buffers donated) on random 224² ima
   python benchmarks/resnet50_step.py --batch 8 --steps 3 --dtype float32
   python benchmarks/resnet50_step.py --batch 256 --steps 20 --dtype bfloat16 --peak-tflops 989   # on an H100
 
-Prints one JSON line: images/s over the timed steps (after `--warmup` untimed ones; the first includes compile).
+Prints one JSON line: images/s over the timed steps (after `--warmup` untimed ones; the first includes compile),
+peak device memory where the backend reports it, and with `--peak-tflops` the model-FLOP utilisation: model FLOPs
+per image (common.model_flops: 3 × the forward pass's convolution and matrix-product FLOPs) × images/s ÷ peak.
 """
 
 import argparse
@@ -16,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import build_step, emit  # noqa: E402
+from common import build_step, emit, model_flops  # noqa: E402
 
 
 def main():
@@ -60,10 +62,11 @@ def main():
   stats = jax.devices()[0].memory_stats() or {}
   if "peak_bytes_in_use" in stats:
     res["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
-  if a.peak_tflops:  # model-FLOP utilisation: XLA's FLOP count of the step (custom calls count 0: use on GPU/TPU)
-    flops = (train_step.lower(state, batch, hparams).compile().cost_analysis() or {}).get("flops", 0.0)
-    res["step_tflop"] = flops / 1e12
-    res["mfu"] = flops / (dt / a.steps) / (a.peak_tflops * 1e12 * jax.device_count())
+  per_image = model_flops(a.model, a.classes, a.size)  # 3 × forward 2·MACs (common.model_flops)
+  res["model_gflop_per_image"] = per_image / 1e9
+  if a.peak_tflops:  # model-FLOP utilisation against the given per-device peak
+    res["peak_tflops"] = a.peak_tflops
+    res["mfu"] = per_image * res["images_per_sec"] / (a.peak_tflops * 1e12 * jax.device_count())
   emit(res, a.out)
 
 

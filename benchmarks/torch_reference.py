@@ -132,6 +132,8 @@ MODELS = {"resnet32": (lambda classes: ResNetCifar(32, classes), 32), "resnet50"
 
 def bench(mode, batch, steps, warmup, classes, channels_last, model_name="resnet32", device="cpu", bf16=False):
   torch.manual_seed(0)
+  if device == "cuda":
+    torch.cuda.reset_peak_memory_stats()
   make, size = MODELS[model_name]
   model = make(classes).to(device)
   x = torch.randn(batch, 3, size, size, device=device)
