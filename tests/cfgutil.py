@@ -28,3 +28,17 @@ def labels_dataset(labels, num_classes: int, image_shape=(8, 8, 3)):
   split = Split(np.zeros((n,) + tuple(image_shape), np.uint8), labels, np.arange(n, dtype=np.int64))
   c = image_shape[-1]
   return Dataset("labels", int(num_classes), split, split, None, (0.5,) * c, (0.25,) * c, 0, False)
+
+
+def metric_rows(workdir):
+  """{(split, step): row without its timing} from WORKDIR/metrics.jsonl, asserting every (split, step) appears once."""
+  import json
+  rows = {}
+  with open(os.path.join(str(workdir), "metrics.jsonl")) as f:
+    for line in f:
+      row = json.loads(line)
+      key = (row.pop("split"), row.pop("step"))
+      assert key not in rows, f"{key} logged twice in {workdir}/metrics.jsonl"
+      row.pop("images_per_sec", None)
+      rows[key] = row
+  return rows

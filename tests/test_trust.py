@@ -18,7 +18,7 @@ from ltjax.losses import contrastive_queue
 from ltjax.methods.moco import core as moco_core
 from ltjax.methods.supervised import Supervised
 from ltjax.train import optim
-from tests.cfgutil import ROOT, labels_dataset
+from tests.cfgutil import ROOT, labels_dataset, metric_rows
 
 
 def ref_ece(logits, labels, bins=15):
@@ -216,6 +216,8 @@ def test_flipped_bytes_are_detected_moved_aside_and_the_run_goes_on_from_the_pre
   again = loop.train_and_evaluate(cfg2, str(w))
   assert sorted(int(s) for s in os.listdir(last) if s.isdigit()) == steps
   assert again["final"]["top1"] == full["final"]["top1"]
+  # The steps after the good one, logged by the first run and redone by this one, appear once, as in the full run.
+  assert metric_rows(w) == metric_rows(tmp_path / "full")
   a, _ = params_of(str(w), cfg)
   b, _ = params_of(str(tmp_path / "full"), cfg)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):

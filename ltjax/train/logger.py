@@ -16,13 +16,46 @@ def _scalar(v):
   return v if math.isfinite(v) else str(v)
 
 
-class MetricWriter:
+def drop_rows_after(path: str, step: int) -> int:
+  """Rewrite the JSON-lines file `path` without the rows logged after `step` (and any line a kill cut short), so a
+  run that resumes at `step` (after a crash, or falling back from a damaged checkpoint) logs each step once.
+  Atomic: a temporary file renamed over `path`. Returns how many lines were dropped (0 leaves the file untouched)."""
+  if not os.path.exists(path):
+    return 0
+  keep, dropped = [], 0
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+        ok = line.endswith("\n") and int(row["step"]) <= step
+      except (ValueError, KeyError, TypeError):
+        ok = False
+      if ok:
+        keep.append(line)
+      else:
+        dropped += 1
+  if dropped:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(keep)
+    os.replace(tmp, path)
+  return dropped
 
-  def __init__(self, workdir: str):
+
+class MetricWriter:
+  """Appends one JSON line per (step, split) to WORKDIR/metrics.jsonl and the same scalars to TensorBoard.
+
+  `resume_step`: the step the run starts from. Rows logged after it by an earlier process (steps that run redid
+  before it died, or that a damaged checkpoint lost) are dropped first, so every step appears once. TensorBoard
+  discards its own orphaned events when the step goes back (its default `purge_orphaned_data`)."""
+
+  def __init__(self, workdir: str, resume_step: int = 0):
     self.enabled = jax.process_index() == 0
     self._tb = None
     if self.enabled:
-      self._file = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      path = os.path.join(workdir, "metrics.jsonl")
+      drop_rows_after(path, resume_step)
+      self._file = open(path, "a")
       self._tb_dir = os.path.join(workdir, "tb")
 
   def write(self, step: int, split: str, values: Dict[str, float], **extra) -> None:

@@ -309,10 +309,10 @@ def _train(cfg, workdir: str, stop_at_step: Optional[int]) -> dict:
   state, record = _restore_or_init(run, ckpt, workdir, fresh)
   n_params = int(sum(x.size for x in jax.tree.leaves(state.params)))
   stepper = _Stepper(run)
-  writer = MetricWriter(workdir)
   spe = run.train_input.steps_per_epoch
   epochs = cfg.train.epochs
   step = int(jax.device_get(state.step))
+  writer = MetricWriter(workdir, resume_step=step)
   last_saved = step if step > 0 else None  # the newest checkpoint this run can fall back to (a restored one)
 
   def save(best=False):

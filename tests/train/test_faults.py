@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ltjax.train import loop
-from tests.cfgutil import ROOT
+from tests.cfgutil import ROOT, metric_rows
 from tests.train.test_train import params_of, tiny
 
 # A short real run (resnet8, 4 epochs of 10 steps, a checkpoint every epoch, evaluation every 2).
@@ -71,6 +71,7 @@ def test_kill_9_at_random_points_then_resume_is_bitwise_equal(tmp_path):
     results = json.loads((w / "results.json").read_text())
     assert results["final"]["top1"] == want_results["final"]["top1"]
     assert results["best"] == want_results["best"], f"trial {trial} ({kills} kills)"
+    assert metric_rows(w) == metric_rows(ref), f"trial {trial}: metrics.jsonl differs from the uninterrupted run's"
     assert not [d for d in os.listdir(w / "checkpoints" / "last") if "tmp" in d]  # no partial folder left
 
 
