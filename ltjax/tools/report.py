@@ -32,10 +32,20 @@ def _plt():
   return plt
 
 
+def log_count_axis(ax):
+  """A log x axis of class counts labelled in plain numbers (5, 10, 20, 50, 100, …), not powers of ten."""
+  from matplotlib.ticker import FuncFormatter, LogLocator
+  ax.set_xscale("log")
+  plain = FuncFormatter(lambda v, _: f"{v:g}")
+  ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+  ax.xaxis.set_major_formatter(plain)
+  ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
 def plot_per_class_accuracy(ax, counts, per_class, label=None):
   acc = np.asarray([np.nan if a is None else a for a in per_class], float)
   ax.scatter(counts, acc, s=12, label=label, alpha=0.8)
-  ax.set_xscale("log")
+  log_count_axis(ax)
   ax.set_xlabel("training images of the class (log)")
   ax.set_ylabel("test accuracy (%)")
   ax.set_ylim(-2, 102)
@@ -104,7 +114,7 @@ def write_run_report(view, out: str, split: str = "test") -> dict:
   fig, ax = plt.subplots(figsize=(6, 4))
   ax.scatter(counts, geo["classifier_norms"], s=12, label="‖w_c‖")
   ax.scatter(counts, geo["mean_norms"], s=12, label="‖μ_c − μ_G‖")
-  ax.set_xscale("log"); ax.set_xlabel("training images of the class (log)"); ax.legend()
+  log_count_axis(ax); ax.set_xlabel("training images of the class (log)"); ax.legend()
   fig.tight_layout(); fig.savefig(os.path.join(out, "classifier_norms.png"), dpi=100); plt.close(fig)
 
   fig, ax = plt.subplots(figsize=(6, 4))
