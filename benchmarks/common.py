@@ -71,18 +71,15 @@ class SyntheticInput:
 
 def _jaxpr_flops(jaxpr) -> float:
   """2·MACs of every convolution and matrix product in a jaxpr, nested jaxprs (jit, custom_vjp, scan) included."""
-  import numpy as np
   total = 0.0
   for eqn in jaxpr.eqns:
     name = eqn.primitive.name
     if name == "conv_general_dilated":
-      lhs, rhs = eqn.invars[0].aval, eqn.invars[1].aval
-      out = eqn.outvars[0].aval
+      rhs, out = eqn.invars[1].aval, eqn.outvars[0].aval
       dn = eqn.params["dimension_numbers"]
       k_spatial = [rhs.shape[d] for d in dn.rhs_spec[2:]]
       cin_per_group = rhs.shape[dn.rhs_spec[1]]
       total += 2.0 * np.prod(out.shape) * np.prod(k_spatial) * cin_per_group
-      del lhs
     elif name == "dot_general":
       (lc, _), _ = eqn.params["dimension_numbers"]
       a = eqn.invars[0].aval

@@ -29,6 +29,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 from benchmarks.common import emit  # noqa: E402
+from ltjax.tools import curves  # noqa: E402
 
 
 def write_cifar_like(path, classes=100, per_class=500, test_per_class=100, side=32, seed=0):
@@ -58,12 +59,8 @@ def summarize(workdir, out, wall, epochs, timed_out):
   m = re.search(r"train step compiled and first call done in ([\d.]+) s", out)
   if m:
     res["compile_s"] = float(m.group(1))
-  rows = []
-  path = os.path.join(workdir, "metrics.jsonl")
-  if os.path.exists(path):
-    rows = [json.loads(line) for line in open(path) if line.strip()]
-  train = [r for r in rows if r.get("split") == "train"]
-  tests = [r for r in rows if r.get("split") == "test"]
+  metrics = curves.read_metrics(workdir)  # one row per step; skips a line the timeout's kill cut short
+  train, tests = metrics.get("train", []), metrics.get("test", [])
   done = max([r.get("epoch", -1) for r in train], default=-1) + 1 if train else 0
   res["epochs_done"] = len(tests) if tests else done
   later = [r["images_per_sec"] for r in train if r.get("epoch", 0) > 0]

@@ -24,6 +24,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import emit  # noqa: E402
+from tests.cfgutil import override  # noqa: E402  (dotted keys, as --config.a.b=value)
 
 # name → (config module, argument, overrides, what it exercises). Every registered method and supervised loss
 # (tests/test_benchmarks.py checks this). The two-stage recipes (cRT, MiSLAS stage 2) start here from a random
@@ -54,14 +55,6 @@ CASES = {
 }
 
 
-def _set(cfg, key, value):
-  node = cfg
-  *parents, leaf = key.split(".")
-  for p in parents:
-    node = node[p]
-  node[leaf] = value
-
-
 def run_case(name, dtype, steps, seed=0):
   """Losses of the first `steps` train steps of case `name` in `dtype` (a list of floats)."""
   import jax
@@ -69,9 +62,7 @@ def run_case(name, dtype, steps, seed=0):
   module, arg, over, _ = CASES[name]
   cfg = importlib.import_module(f"configs.{module}").get_config(arg)
   epoch = over.get("_epoch", 0)  # the epoch whose hyper-parameters (LR, DRW weights, stage) the steps use
-  for k, v in over.items():
-    if not k.startswith("_"):
-      _set(cfg, k, v)
+  override(cfg, **{k: v for k, v in over.items() if not k.startswith("_")})
   cfg.model.dtype = dtype
   cfg.train.steps_per_call = 1
   cfg.seed = seed

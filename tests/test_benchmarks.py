@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from tests.cfgutil import ROOT
+from tests.cfgutil import ROOT, override
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
@@ -55,9 +55,7 @@ def test_precision_cases_cover_every_method_and_loss():
   seen_methods, seen_losses = set(), set()
   for module, arg, over, _ in precision.CASES.values():
     cfg = importlib.import_module(f"configs.{module}").get_config(arg)
-    for key, value in over.items():
-      if not key.startswith("_"):
-        precision._set(cfg, key, value)
+    override(cfg, **{k: v for k, v in over.items() if not k.startswith("_")})
     seen_methods.add(cfg.method)
     seen_losses.add(cfg.loss.name)
   del default
@@ -88,3 +86,16 @@ def test_summary_judges_the_targets(tmp_path):
          "MFU 7% (target ≥ 35%)" in out
   assert "headline: 131.0 s (target ≤ 120 s) — MISSED" in out
   assert "| resnet32 | 128 | float32 | 30,000 (3%, 900 MiB) | 15,000 (1%) | – | 25,000 (2%) | 2.00× | 1.20× |" in out
+
+
+def test_headline_summary_survives_the_line_its_timeout_kill_cut(tmp_path):
+  """A run stopped by --timeout can die mid-write: the summary still reports the epochs it finished, and projects."""
+  import headline
+  rows = [{"step": 84, "split": "train", "epoch": 0, "images_per_sec": 90.0, "loss": 4.0},
+          {"step": 84, "split": "test", "epoch": 0, "top1": 2.0},
+          {"step": 168, "split": "train", "epoch": 1, "images_per_sec": 110.0, "loss": 3.5},
+          {"step": 168, "split": "test", "epoch": 1, "top1": 5.0}]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 252, "split": "tr')
+  res = headline.summarize(str(tmp_path), "train step compiled and first call done in 3.5 s", 50.0, 200, True)
+  assert res["epochs_done"] == 2 and res["compile_s"] == 3.5 and res["train_img_s"] == 110.0
+  assert res["best_test_top1"] == 5.0 and res["projected_wall_s"] == 50.0 + 198 * 25.0

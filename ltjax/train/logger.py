@@ -19,7 +19,7 @@ def _scalar(v):
 def drop_rows_after(path: str, step: int) -> int:
   """Rewrite the JSON-lines file `path` without the rows logged after `step` (and any line a kill cut short), so a
   run that resumes at `step` (after a crash, or falling back from a damaged checkpoint) logs each step once.
-  Atomic: a temporary file renamed over `path`. Returns how many lines were dropped (0 leaves the file untouched)."""
+  Atomic (`write_text_atomic`). Returns how many lines were dropped (0 leaves the file untouched)."""
   if not os.path.exists(path):
     return 0
   keep, dropped = [], 0
@@ -35,10 +35,7 @@ def drop_rows_after(path: str, step: int) -> int:
       else:
         dropped += 1
   if dropped:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(keep)
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(keep))
   return dropped
 
 
@@ -79,9 +76,14 @@ class MetricWriter:
         self._tb.close()
 
 
-def write_json_atomic(path: str, obj) -> None:
-  """Write JSON to a temporary file and rename it over `path`, so readers never see a partial file."""
+def write_text_atomic(path: str, text: str) -> None:
+  """Write `text` to `path`.tmp and rename it over `path`, so readers never see a partial file."""
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
+    f.write(text)
   os.replace(tmp, path)
+
+
+def write_json_atomic(path: str, obj) -> None:
+  """`obj` as indented JSON with sorted keys, written atomically (`write_text_atomic`)."""
+  write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))

@@ -27,7 +27,7 @@ from ltjax.data import device, pipeline, sources
 from ltjax.errors import Preempted, RunDirError, TrainingDiverged  # noqa: F401 (re-exported)
 from ltjax.train import pretrained as pretrained_lib, step as step_lib, workdir_lock
 from ltjax.train.checkpoint import Checkpointer
-from ltjax.train.logger import MetricWriter, write_json_atomic
+from ltjax.train.logger import MetricWriter, write_json_atomic, write_text_atomic
 from ltjax.train.run import Run, create_state, setup, training_diagnostics
 from ltjax.train.state import TrainState
 
@@ -164,9 +164,7 @@ def _open_workdir(cfg, workdir: str):
     pretrained_lib.check_source(cfg.init.workdir, cfg.init.checkpoint)
   run = setup(cfg, validated=True)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json.tmp"), "w") as f:
-      f.write(config_lib.to_json(cfg))
-    os.replace(os.path.join(workdir, "config.json.tmp"), os.path.join(workdir, "config.json"))
+    write_text_atomic(os.path.join(workdir, "config.json"), config_lib.to_json(cfg))
   counts = run.stats.counts
   log.info("data %s: train %d images (per class %d…%d), test %d, classes %d", run.data.name, counts.sum(),
            counts.max(), counts.min(), len(run.data.test.labels), run.data.num_classes)
