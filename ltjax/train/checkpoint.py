@@ -12,7 +12,10 @@ recomputes it. A checkpoint that cannot be read (truncated, deleted files) or wh
 (flipped bytes) is reported by path and moved aside to `checkpoints/corrupt/<last|best>-<step>-<time>` (never
 deleted, never restored again, and no longer in the way of a save of the same step); restoring falls back to the
 previous one, and only when none is good is it an error. Checkpoints written before digests existed are restored
-without the check.
+without the check. Before any array is read, the size of every file of the step folder is compared with the list
+written beside it when it was saved (`file_sizes.json`): an emptied, truncated or deleted file is named by path at
+once, without handing the folder to the reader (whose failures on such files flood stderr with asynchronous
+tracebacks); flipped bytes keep the size and are caught by the digests.
 
 Rotation: a new step is read back and its digests checked before the steps beyond the newest `keep` (best: 1) are
 deleted, so keeping the last N and the best can never delete the only good checkpoint: a step that does not read
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import logging
 import os
 import re
@@ -34,6 +38,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ltjax.errors import CheckpointError  # noqa: F401 (re-exported)
+from ltjax.train.logger import write_json_atomic
 
 log = logging.getLogger("ltjax")
 
@@ -75,6 +80,38 @@ def os_error_reason(e: BaseException) -> Optional[str]:
   return os.strerror(int(m.group(1))) if m else None
 
 
+SIZES_FILE = "file_sizes.json"
+
+
+def file_sizes(step_dir: str) -> Dict[str, int]:
+  """{path relative to the step folder: size in bytes} of every file under `step_dir` but the list itself."""
+  out = {}
+  for root, _, names in os.walk(step_dir):
+    for name in names:
+      rel = os.path.relpath(os.path.join(root, name), step_dir)
+      if rel != SIZES_FILE:
+        out[rel] = os.path.getsize(os.path.join(root, name))
+  return out
+
+
+def check_file_sizes(step_dir: str) -> None:
+  """CheckpointError naming the first file of `step_dir` that is missing or has another size than when it was saved.
+  A step without a readable list (saved before lists existed, or killed before its list was written) is not
+  checked here; its arrays' digests still are."""
+  try:
+    with open(os.path.join(step_dir, SIZES_FILE)) as f:
+      want = json.load(f)
+  except (OSError, ValueError):
+    return
+  for rel, size in sorted(want.items()):
+    path = os.path.join(step_dir, rel)
+    if not os.path.isfile(path):
+      raise CheckpointError(f"{rel} is missing ({size} bytes when saved)")
+    got = os.path.getsize(path)
+    if got != size:
+      raise CheckpointError(f"{rel} is {got} bytes, {size} when saved")
+
+
 def _remove_partial(directory: str, step: int) -> None:
   """Delete what an interrupted save of `step` left (orbax's `<step>.orbax-checkpoint-tmp*` folder)."""
   try:
@@ -111,6 +148,9 @@ class Checkpointer:
     try:
       mngr.save(step, args=args, force=True)
       mngr.wait_until_finished()
+      if jax.process_index() == 0:
+        step_dir = os.path.join(str(mngr.directory), str(step))
+        write_json_atomic(os.path.join(step_dir, SIZES_FILE), file_sizes(step_dir))
     except Exception as e:  # a full disk, a read-only or vanished directory
       reason = os_error_reason(e)
       if reason is None:
@@ -135,6 +175,7 @@ class Checkpointer:
       mngr.delete(old)
 
   def _restore(self, mngr, step, template) -> Tuple[Any, dict]:
+    check_file_sizes(os.path.join(str(mngr.directory), str(step)))
     args = ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(template)), meta=ocp.args.JsonRestore())
     r = mngr.restore(step, args=args)
     state, meta = r["state"], dict(r["meta"])

@@ -248,19 +248,48 @@ def test_divergence_before_the_first_checkpoint_says_none_was_saved(tmp_path, mo
 
 
 @pytest.mark.slow
-def test_unreadable_checkpoint_falls_back_to_previous(tmp_path):
+def test_unreadable_checkpoint_falls_back_to_previous(tmp_path, caplog):
+  """Emptied files are named by the size list saved with the step, before the reader sees the folder; a step whose
+  list is gone is still restored (checkpoints from before the lists) and still checked by its digests."""
   cfg = tiny(**{"train.epochs": 2, "train.keep_checkpoints": 3})
   loop.train_and_evaluate(cfg, str(tmp_path))
   last = tmp_path / "checkpoints" / "last"
   steps = sorted(int(s) for s in os.listdir(last) if s.isdigit())
   assert len(steps) == 2
+  os.remove(last / str(steps[0]) / "file_sizes.json")
   # Damage the newest checkpoint's array data.
+  emptied = []
   for root, _, files in os.walk(last / str(steps[-1]) / "state"):
     for f in files:
       if "manifest" in f or f.startswith("d") or root.endswith("/d"):
+        if os.path.getsize(os.path.join(root, f)):
+          emptied.append(os.path.relpath(os.path.join(root, f), last / str(steps[-1])))
         open(os.path.join(root, f), "wb").close()
   state, meta = params_of(str(tmp_path), cfg)
   assert int(state.step) == steps[0]
+  first = sorted(emptied)[0]
+  assert f"last/{steps[-1]} is damaged (CheckpointError: {first} is 0 bytes, " in caplog.text
+
+
+def test_file_size_check_names_a_truncated_or_missing_file(tmp_path):
+  from ltjax.errors import CheckpointError
+  from ltjax.train import checkpoint
+  (tmp_path / "state" / "d").mkdir(parents=True)
+  (tmp_path / "state" / "d" / "a").write_bytes(b"x" * 10)
+  (tmp_path / "meta").write_bytes(b"y" * 3)
+  sizes = checkpoint.file_sizes(str(tmp_path))
+  assert sizes == {"state/d/a": 10, "meta": 3}
+  (tmp_path / checkpoint.SIZES_FILE).write_text(json.dumps(sizes))
+  assert checkpoint.file_sizes(str(tmp_path)) == sizes  # the list does not list itself
+  checkpoint.check_file_sizes(str(tmp_path))
+  (tmp_path / "state" / "d" / "a").write_bytes(b"x" * 4)
+  with pytest.raises(CheckpointError, match=r"^state/d/a is 4 bytes, 10 when saved$"):
+    checkpoint.check_file_sizes(str(tmp_path))
+  os.remove(tmp_path / "state" / "d" / "a")
+  with pytest.raises(CheckpointError, match=r"^state/d/a is missing \(10 bytes when saved\)$"):
+    checkpoint.check_file_sizes(str(tmp_path))
+  (tmp_path / checkpoint.SIZES_FILE).write_text("{not json")  # an unreadable list: left to the digests
+  checkpoint.check_file_sizes(str(tmp_path))
 
 
 @pytest.mark.slow
